@@ -1,0 +1,248 @@
+import { z } from 'zod';
+
+// Anycross "integration flow" webhook triggers live under these prefixes on Feishu and Lark.
+export const DEFAULT_TASK_SYNC_PREFIXES = [
+  'https://open.feishu.cn/anycross/trigger/callback/',
+  'https://open.larksuite.com/anycross/trigger/callback/',
+];
+
+const bool = (fallback: boolean) =>
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+      if (['0', 'false', 'no', 'off'].includes(v)) return false;
+      ctx.addIssue({ code: 'custom', message: `expected true or false, got "${v}"` });
+      return z.NEVER;
+    });
+
+const int = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `expected a whole number from ${min} to ${max}, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const optionalString = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => (v ? v : undefined));
+
+const list = (fallback: string[]) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => {
+      if (v === undefined || v.trim() === '') return fallback;
+      return v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+    });
+
+const httpUrl = (fallback?: string) =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((v, ctx) => {
+      const value = v || fallback;
+      if (!value) return undefined;
+      try {
+        const url = new URL(value);
+        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
+        return value.replace(/\/+$/, '');
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `expected an http(s) URL, got "${v}"` });
+        return z.NEVER;
+      }
+    });
+
+const envSchema = z.object({
+  HOST: z.string().trim().default('127.0.0.1'),
+  PORT: int(9876, 0, 65535),
+  DATA_DIR: z.string().trim().default('./data'),
+  FLOWS_DIR: z.string().trim().default('./flows'),
+  TEMPLATES_DIR: z.string().trim().default('./templates'),
+  PUBLIC_BASE_URL: httpUrl(),
+  BODY_LIMIT_KB: int(1024, 1, 51200),
+
+  LARK_APP_ID: optionalString,
+  LARK_APP_SECRET: optionalString,
+  APP_ID: optionalString,
+  APP_SECRET: optionalString,
+  LARK_ENCRYPT_KEY: optionalString,
+  LARK_VERIFICATION_TOKEN: optionalString,
+  LARK_ASSISTANT_USER_ID: optionalString,
+  LARK_DOMAIN: httpUrl('https://open.feishu.cn'),
+  LARK_EVENT_MODE: z.enum(['http', 'ws']).default('http'),
+  LARK_TIMEOUT_MS: int(10_000, 100, 120_000),
+
+  CHAT_ID: optionalString,
+  PD_CHAT_ID: optionalString,
+  OPS_CHAT_ID: optionalString,
+
+  API_TOKENS: list([]),
+  API_AUTH: z.enum(['on', 'off']).default('on'),
+
+  TASK_SYNC_ALLOWED_URLS: list(DEFAULT_TASK_SYNC_PREFIXES),
+  TASK_SYNC_CONCURRENCY: int(8, 1, 1024),
+  TASK_SYNC_DEFAULT_TIMEOUT: int(15, 1, 3600),
+  TASK_SYNC_MAX_TIMEOUT: int(120, 1, 3600),
+  TASK_SYNC_CONNECT_TIMEOUT_MS: int(5_000, 100, 60_000),
+  TASK_SYNC_RETRIES: int(3, 1, 10),
+  TASK_SYNC_RETRY_BASE_MS: int(500, 1, 60_000),
+  TASK_SYNC_MAX_RECORDS: int(500, 1, 10_000),
+  ANYCROSS_VERIFY_SSL: bool(true),
+  ANYCROSS_CA_BUNDLE: optionalString,
+
+  JOB_RETENTION_DAYS: int(7, 1, 3650),
+  JOB_RETENTION_MAX: int(100_000, 100, 10_000_000),
+
+  SENTRY_DSN: optionalString,
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly flowsDir: string;
+  readonly templatesDir: string;
+  readonly publicBaseUrl: string;
+  readonly bodyLimitBytes: number;
+  readonly lark: {
+    readonly appId?: string;
+    readonly appSecret?: string;
+    readonly encryptKey?: string;
+    readonly verificationToken?: string;
+    readonly assistantUserId?: string;
+    readonly domain: string;
+    readonly eventMode: 'http' | 'ws';
+    readonly timeoutMs: number;
+  };
+  readonly chats: { readonly main?: string; readonly pd?: string; readonly ops?: string };
+  readonly auth: { readonly tokens: readonly string[]; readonly enabled: boolean };
+  readonly taskSync: {
+    readonly allowedPrefixes: readonly string[];
+    readonly concurrency: number;
+    readonly defaultTimeoutSec: number;
+    readonly maxTimeoutSec: number;
+    readonly connectTimeoutMs: number;
+    readonly retries: number;
+    readonly retryBaseMs: number;
+    readonly maxRecords: number;
+    readonly verifySsl: boolean;
+    readonly caBundle?: string;
+  };
+  readonly retention: { readonly jobDays: number; readonly jobMax: number };
+  readonly sentryDsn?: string;
+  readonly logLevel: Env['LOG_LEVEL'];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid environment:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment once; every bad variable is named with its reason. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
+    throw new ConfigError(problems);
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  if (e.TASK_SYNC_DEFAULT_TIMEOUT > e.TASK_SYNC_MAX_TIMEOUT) {
+    problems.push('TASK_SYNC_DEFAULT_TIMEOUT: must not exceed TASK_SYNC_MAX_TIMEOUT');
+  }
+  for (const prefix of e.TASK_SYNC_ALLOWED_URLS) {
+    if (!/^https?:\/\/[^/]+/i.test(prefix)) {
+      problems.push(`TASK_SYNC_ALLOWED_URLS: "${prefix}" is not an http(s) URL prefix`);
+    }
+  }
+  const appId = e.LARK_APP_ID ?? e.APP_ID;
+  const appSecret = e.LARK_APP_SECRET ?? e.APP_SECRET;
+  if (appId && !appSecret) problems.push('LARK_APP_SECRET: required when LARK_APP_ID is set');
+  if (problems.length) throw new ConfigError(problems);
+
+  const host = e.HOST;
+  const hostForUrl = host.includes(':') ? `[${host}]` : host;
+  return Object.freeze({
+    host,
+    port: e.PORT,
+    dataDir: e.DATA_DIR,
+    flowsDir: e.FLOWS_DIR,
+    templatesDir: e.TEMPLATES_DIR,
+    publicBaseUrl: e.PUBLIC_BASE_URL ?? `http://${hostForUrl}:${e.PORT}`,
+    bodyLimitBytes: e.BODY_LIMIT_KB * 1024,
+    lark: {
+      appId,
+      appSecret,
+      encryptKey: e.LARK_ENCRYPT_KEY,
+      verificationToken: e.LARK_VERIFICATION_TOKEN,
+      assistantUserId: e.LARK_ASSISTANT_USER_ID,
+      domain: e.LARK_DOMAIN ?? 'https://open.feishu.cn',
+      eventMode: e.LARK_EVENT_MODE,
+      timeoutMs: e.LARK_TIMEOUT_MS,
+    },
+    chats: { main: e.CHAT_ID, pd: e.PD_CHAT_ID, ops: e.OPS_CHAT_ID },
+    auth: { tokens: e.API_TOKENS, enabled: e.API_AUTH === 'on' },
+    taskSync: {
+      allowedPrefixes: e.TASK_SYNC_ALLOWED_URLS,
+      concurrency: e.TASK_SYNC_CONCURRENCY,
+      defaultTimeoutSec: e.TASK_SYNC_DEFAULT_TIMEOUT,
+      maxTimeoutSec: e.TASK_SYNC_MAX_TIMEOUT,
+      connectTimeoutMs: e.TASK_SYNC_CONNECT_TIMEOUT_MS,
+      retries: e.TASK_SYNC_RETRIES,
+      retryBaseMs: e.TASK_SYNC_RETRY_BASE_MS,
+      maxRecords: e.TASK_SYNC_MAX_RECORDS,
+      verifySsl: e.ANYCROSS_VERIFY_SSL,
+      caBundle: e.ANYCROSS_CA_BUNDLE,
+    },
+    retention: { jobDays: e.JOB_RETENTION_DAYS, jobMax: e.JOB_RETENTION_MAX },
+    sentryDsn: e.SENTRY_DSN,
+    logLevel: e.LOG_LEVEL,
+  });
+}
+
+/** One line per feature for the start-up banner; never prints secrets. */
+export function describeFeatures(config: Config): string[] {
+  const lines: string[] = [];
+  lines.push(
+    config.lark.appId
+      ? `Lark: on — app ${config.lark.appId} at ${config.lark.domain}`
+      : 'Lark: off — LARK_APP_ID not set',
+  );
+  const chats = Object.entries(config.chats).filter(([, v]) => v).map(([k]) => k);
+  lines.push(
+    chats.length ? `Summaries (POST /api/endpoint): chats ${chats.join(', ')}` : 'Summaries: off — CHAT_ID not set',
+  );
+  if (!config.auth.enabled) lines.push('API auth: OFF (API_AUTH=off) — only behind nginx allow rules');
+  else if (config.auth.tokens.length === 0) lines.push('API auth: no API_TOKENS set — /api/* answers 401');
+  else lines.push(`API auth: ${config.auth.tokens.length} bearer token(s)`);
+  lines.push(
+    `Task sync: ${config.taskSync.concurrency} concurrent calls, allowed prefixes ${config.taskSync.allowedPrefixes.join(' ')}`,
+  );
+  if (!config.taskSync.verifySsl) lines.push('Task sync: WARNING TLS verification is OFF (ANYCROSS_VERIFY_SSL=false)');
+  lines.push(config.sentryDsn ? 'Sentry: on' : 'Sentry: off — SENTRY_DSN not set');
+  return lines;
+}

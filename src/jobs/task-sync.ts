@@ -1,0 +1,119 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Clock } from '../clock.js';
+import { BadRequest, Conflict, ServiceUnavailable } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { KeySpace, RecordCollection } from '../store/store.js';
+import type { Job } from './job.js';
+import type { TaskSyncWorker } from './worker.js';
+
+const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** The body of POST /api/task-sync: one record or a batch, as the Flask bot took it. */
+export function taskSyncRequestSchema(limits: { maxRecords: number; maxTimeoutSec: number }) {
+  const recordId = z.string().trim().min(1, 'must be a non-empty string').max(1024, 'must be at most 1024 characters');
+  return z
+    .object({
+      webhookUrl: z.string({ error: 'is required: the upstream URL to call' }).trim().min(1, 'is required').max(2048),
+      recordId: recordId.optional(),
+      records: z
+        .array(recordId, { error: 'must be an array of record id strings' })
+        .min(1, 'must hold at least 1 record')
+        .max(limits.maxRecords, `must hold at most ${limits.maxRecords} records`)
+        .optional(),
+      timeout: z
+        .number({ error: 'must be a number of seconds' })
+        .positive('must be greater than 0')
+        .max(limits.maxTimeoutSec, `must be at most ${limits.maxTimeoutSec} seconds (TASK_SYNC_MAX_TIMEOUT)`)
+        .optional(),
+    })
+    .refine((b) => (b.recordId === undefined) !== (b.records === undefined), {
+      message: 'send either recordId (one record) or records (a batch), not both and not neither',
+      path: ['recordId'],
+    });
+}
+
+export type TaskSyncRequest = z.infer<ReturnType<typeof taskSyncRequestSchema>>;
+
+interface IdempotencyEntry {
+  jobId: string;
+  fingerprint: string;
+}
+
+export interface TaskSyncOptions {
+  jobs: RecordCollection<Job>;
+  idempotency: KeySpace<IdempotencyEntry>;
+  worker: TaskSyncWorker;
+  flush: () => Promise<void>;
+  clock: Clock;
+  logger: Logger;
+  assertAllowed: (url: string) => URL;
+  defaultTimeoutSec: number;
+}
+
+export interface Submission {
+  job: Job;
+  /** True when an Idempotency-Key matched an earlier request and no new job was made. */
+  replayed: boolean;
+}
+
+/** Creates the job durably (before anyone is answered) and hands it to the worker. */
+export function createTaskSync(o: TaskSyncOptions) {
+  async function submit(input: TaskSyncRequest, client: string, idempotencyKey?: string): Promise<Submission> {
+    o.assertAllowed(input.webhookUrl);
+    const records = input.records ?? [input.recordId!];
+    const mode = input.records ? 'batch' : 'single';
+    const timeoutSec = input.timeout ?? o.defaultTimeoutSec;
+
+    let scopedKey: string | undefined;
+    let fingerprint = '';
+    if (idempotencyKey !== undefined) {
+      if (idempotencyKey.length === 0 || idempotencyKey.length > 255) {
+        throw new BadRequest('Idempotency-Key must be 1 to 255 characters');
+      }
+      scopedKey = `${client}\u0000${idempotencyKey}`;
+      fingerprint = createHash('sha256').update(JSON.stringify([input.webhookUrl, mode, records, timeoutSec])).digest('hex');
+      const seen = o.idempotency.get(scopedKey);
+      if (seen) {
+        if (seen.fingerprint !== fingerprint) {
+          throw new Conflict('Idempotency-Key was already used with a different request body', { jobId: seen.jobId });
+        }
+        const job = await o.jobs.get(seen.jobId);
+        if (job) {
+          await o.flush(); // the first request's write may still be in flight
+          return { job, replayed: true };
+        }
+      }
+    }
+
+    const now = new Date(o.clock.now()).toISOString();
+    const job: Job = {
+      id: randomUUID(),
+      mode,
+      webhookUrl: input.webhookUrl,
+      records,
+      timeoutSec,
+      status: 'queued',
+      results: records.map(() => null),
+      createdAt: now,
+      updatedAt: now,
+      completedAt: null,
+      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    };
+    // Job and key are set in the same tick, so they share one write.
+    const writes = [o.jobs.put(job)];
+    if (scopedKey) writes.push(o.idempotency.set(scopedKey, { jobId: job.id, fingerprint }, o.clock.now() + IDEMPOTENCY_TTL_MS));
+    try {
+      await Promise.all(writes);
+    } catch (err) {
+      o.logger.error({ err, jobId: job.id }, 'could not persist task-sync job');
+      await o.jobs.remove(job.id).catch(() => undefined);
+      if (scopedKey) await o.idempotency.delete(scopedKey).catch(() => undefined);
+      throw new ServiceUnavailable('the job could not be saved (data dir not writable); nothing was sent, try again');
+    }
+    o.worker.submit(job);
+    return { job, replayed: false };
+  }
+
+  return { submit };
+}

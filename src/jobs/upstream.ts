@@ -1,0 +1,97 @@
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'undici';
+
+/** The one module that calls client-supplied upstream URLs (Anycross triggers and the like). */
+export type UpstreamOutcome =
+  | { kind: 'success'; httpStatus: number; response: string; durationMs: number }
+  | { kind: 'failure'; retryable: boolean; httpStatus?: number; response?: string; error: string; durationMs: number }
+  /** The request went out but no answer came within the read timeout: the upstream has it. */
+  | { kind: 'timeout'; error: string; durationMs: number };
+
+export interface UpstreamOptions {
+  connectTimeoutMs: number;
+  verifySsl: boolean;
+  caBundlePath?: string;
+  /** How much of an answer to keep in the job record. */
+  keepBytes?: number;
+}
+
+export interface UpstreamClient {
+  postJson(url: string, body: unknown, headers: Record<string, string>, readTimeoutMs: number): Promise<UpstreamOutcome>;
+  close(): Promise<void>;
+}
+
+const MAX_READ_BYTES = 1024 * 1024;
+
+const RETRYABLE_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+]);
+
+export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
+  const keepBytes = options.keepBytes ?? 2048;
+  const agent = new Agent({
+    connect: {
+      timeout: options.connectTimeoutMs,
+      rejectUnauthorized: options.verifySsl,
+      ...(options.caBundlePath ? { ca: readFileSync(options.caBundlePath, 'utf8') } : {}),
+    },
+    keepAliveTimeout: 4_000,
+  });
+
+  return {
+    async postJson(url, body, headers, readTimeoutMs) {
+      const started = performance.now();
+      const elapsed = () => Math.round(performance.now() - started);
+      try {
+        const res = await request(url, {
+          method: 'POST',
+          dispatcher: agent,
+          headers: { 'content-type': 'application/json', 'user-agent': 'lark-bridge', ...headers },
+          body: JSON.stringify(body),
+          headersTimeout: readTimeoutMs,
+          bodyTimeout: readTimeoutMs,
+        });
+        const response = await readCapped(res.body, keepBytes);
+        const httpStatus = res.statusCode;
+        if (httpStatus >= 200 && httpStatus < 300) return { kind: 'success', httpStatus, response, durationMs: elapsed() };
+        const retryable = httpStatus >= 500 || httpStatus === 429 || httpStatus === 408;
+        return { kind: 'failure', retryable, httpStatus, response, error: `upstream answered HTTP ${httpStatus}`, durationMs: elapsed() };
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? '';
+        if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+          return { kind: 'timeout', error: `no answer within ${readTimeoutMs} ms`, durationMs: elapsed() };
+        }
+        const message = `${code ? `${code}: ` : ''}${(err as Error).message}`;
+        return { kind: 'failure', retryable: RETRYABLE_CODES.has(code), error: message, durationMs: elapsed() };
+      }
+    },
+    close: () => agent.close(),
+  };
+}
+
+/** Reads the whole body (so the connection can be reused) but keeps only the first `keep` bytes. */
+async function readCapped(body: AsyncIterable<Buffer>, keep: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.length;
+    if (total > MAX_READ_BYTES) break; // leaving the loop destroys the stream; stop reading a runaway answer
+    if (kept < keep) {
+      const part = chunk.subarray(0, keep - kept);
+      chunks.push(part);
+      kept += part.length;
+    }
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  return total > kept ? `${text}…(${total} bytes)` : text;
+}

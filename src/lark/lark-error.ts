@@ -1,0 +1,49 @@
+/** A failed Open API call, classified once here: retry it, or give up and report it. */
+export class LarkApiError extends Error {
+  constructor(
+    readonly code: number,
+    readonly larkMsg: string,
+    readonly httpStatus: number | undefined,
+    readonly retryable: boolean,
+    /** Seconds Lark asked us to wait (x-ogw-ratelimit-reset), when it said. */
+    readonly retryAfterSec?: number,
+  ) {
+    super(`Lark API error ${code}: ${larkMsg}${httpStatus ? ` (HTTP ${httpStatus})` : ''}`);
+    this.name = 'LarkApiError';
+  }
+}
+
+const RATE_LIMITED = 99991400;
+// Internal errors Lark documents as transient ("please retry").
+const TRANSIENT_CODES = new Set([RATE_LIMITED, 99991672, 1254290, 230020]);
+
+interface AxiosLikeError {
+  response?: { status?: number; data?: unknown; headers?: Record<string, unknown> };
+  code?: string;
+  message?: string;
+}
+
+/** Turns whatever the SDK threw (an axios error, a network error) into a LarkApiError. */
+export function classifyLarkFailure(err: unknown): LarkApiError {
+  if (err instanceof LarkApiError) return err;
+  const e = err as AxiosLikeError;
+  const status = e.response?.status;
+  const data = e.response?.data as { code?: number; msg?: string } | undefined;
+  if (status !== undefined) {
+    const code = typeof data?.code === 'number' ? data.code : -status;
+    const msg = typeof data?.msg === 'string' ? data.msg : `HTTP ${status}`;
+    const reset = Number(e.response?.headers?.['x-ogw-ratelimit-reset']);
+    const retryable = status >= 500 || status === 429 || TRANSIENT_CODES.has(code);
+    return new LarkApiError(code, msg, status, retryable, Number.isFinite(reset) ? reset : undefined);
+  }
+  // No answer at all: connection refused, reset, timeout. Safe to retry with a uuid-deduped send.
+  return new LarkApiError(-1, `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`, undefined, true);
+}
+
+/** An HTTP 200 answer can still carry a non-zero code: that is a failure too. */
+export function assertLarkOk<T extends { code?: number; msg?: string }>(answer: T): T {
+  if (answer && typeof answer.code === 'number' && answer.code !== 0) {
+    throw new LarkApiError(answer.code, answer.msg ?? '', 200, TRANSIENT_CODES.has(answer.code));
+  }
+  return answer;
+}

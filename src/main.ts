@@ -1,0 +1,74 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import * as Sentry from '@sentry/node';
+import { config as loadDotenv } from 'dotenv';
+import { createApp } from './app.js';
+import { ConfigError, describeFeatures, loadConfig, type Config } from './config.js';
+import { createDeps } from './deps.js';
+import { createLogger } from './log.js';
+
+const STOP_GRACE_MS = 10_000;
+const PRUNE_EVERY_MS = 60 * 60 * 1000;
+
+async function main(): Promise<void> {
+  loadDotenv({ quiet: true }); // .env fills only what the environment does not already set
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`lark-bridge: cannot start, ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  if (config.sentryDsn) Sentry.init({ dsn: config.sentryDsn, sendDefaultPii: false });
+
+  const deps = await createDeps(config, logger);
+  const app = createApp({ ...deps, reportError: (err) => Sentry.captureException(err) });
+  const resumed = await deps.worker.resume();
+  await deps.store.prune(Date.now());
+
+  const server: Server = app.listen(config.port, config.host);
+  await once(server, 'listening');
+  const address = server.address();
+  const where = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
+  logger.info({ dataDir: config.dataDir, resumedJobs: resumed }, `lark-bridge listening on ${where}`);
+  for (const line of describeFeatures(config)) logger.info(line);
+
+  const pruner = setInterval(() => {
+    deps.store.prune(Date.now()).catch((err: unknown) => logger.error({ err }, 'prune failed'));
+  }, PRUNE_EVERY_MS);
+  pruner.unref();
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: no new connections; finishing in-flight work');
+    clearInterval(pruner);
+    const hardStop = setTimeout(() => {
+      logger.error('stop took too long; exiting');
+      process.exit(1);
+    }, STOP_GRACE_MS * 2);
+    hardStop.unref();
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    await deps.worker.stop(STOP_GRACE_MS);
+    await closed;
+    await deps.store.close();
+    await deps.upstream.close();
+    await Sentry.flush(2000).catch(() => undefined);
+    logger.info('stopped');
+    logger.flush();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`lark-bridge: failed to start: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,55 @@
+/**
+ * Persistence as the rest of the code sees it. Implementations: json-file-store (lowdb, the
+ * default) and memory-store (unit tests). A server database can replace both behind this API.
+ *
+ * Contract: a promise returned by a mutating call resolves only once the change is durable, so
+ * a caller that awaits it may acknowledge the change to a client.
+ */
+export interface StoredRecord {
+  id: string;
+}
+
+export interface RecordCollection<T extends StoredRecord> {
+  /** The record, live or archived. */
+  get(id: string): Promise<T | undefined>;
+  /** The live set (records not yet archived), as held in memory. */
+  live(): T[];
+  /** Inserts or replaces a live record. */
+  put(record: T): Promise<void>;
+  /** Moves a finished record out of the live set into a dated archive segment. */
+  archive(record: T): Promise<void>;
+  /** Drops a live record (used to undo an insert that could not be made durable). */
+  remove(id: string): Promise<void>;
+  /** How many records are archived. */
+  archivedCount(): number;
+}
+
+export interface KeySpace<V> {
+  get(key: string): V | undefined;
+  /** Remembers value under key until expiresAt (ms since epoch). */
+  set(key: string, value: V, expiresAt: number): Promise<void>;
+  delete(key: string): Promise<void>;
+  size(): number;
+}
+
+export interface RetentionPolicy {
+  maxAgeMs: number;
+  maxCount: number;
+}
+
+export interface PruneResult {
+  archivedRemoved: number;
+  keysExpired: number;
+}
+
+export interface Store {
+  collection<T extends StoredRecord>(name: string): RecordCollection<T>;
+  keys<V>(name: string): KeySpace<V>;
+  /** Waits until every change made so far is durable. */
+  flush(): Promise<void>;
+  /** Drops expired keys and archived records past the retention policy. */
+  prune(now: number): Promise<PruneResult>;
+  /** True when the store can take writes. */
+  isWritable(): Promise<boolean>;
+  close(): Promise<void>;
+}
