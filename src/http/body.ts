@@ -17,15 +17,10 @@ export function readBody(limitBytes: number) {
     if (ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'OPTIONS') return next();
     const declared = Number(ctx.get('content-length') || 0);
     if (declared > limitBytes) throw new PayloadTooLarge(limitBytes);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > limitBytes) {
-        ctx.req.destroy(); // stop reading a body we will not use
-        throw new PayloadTooLarge(limitBytes);
-      }
-      chunks.push(chunk);
+    const { chunks, size } = await collect(ctx.req, limitBytes);
+    if (size > limitBytes) {
+      ctx.set('Connection', 'close');
+      throw new PayloadTooLarge(limitBytes);
     }
     const raw = Buffer.concat(chunks, size);
     ctx.request.rawBody = raw;
@@ -53,4 +48,25 @@ export function parseJsonBody<T extends z.ZodType>(ctx: Context, schema: T): z.i
     throw new BadRequest(`${first.path}: ${first.message}`, details);
   }
   return parsed.data;
+}
+
+/**
+ * Buffers up to `limit` bytes. Past the limit it keeps draining (without keeping) so the client
+ * can still read our 413, unless the body runs far beyond the limit.
+ */
+function collect(req: NodeJS.ReadableStream & { destroy(): void }, limit: number): Promise<{ chunks: Buffer[]; size: number }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+      else if (size > limit * 16 + 1024 * 1024) {
+        req.destroy();
+        resolve({ chunks: [], size });
+      }
+    });
+    req.once('end', () => resolve({ chunks, size }));
+    req.once('error', reject);
+  });
 }

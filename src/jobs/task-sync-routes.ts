@@ -37,7 +37,9 @@ export function taskSyncRoutes(d: TaskSyncRouteDeps): Router {
     }
     ctx.status = 202;
     ctx.set('Retry-After', '2');
-    ctx.body = { jobId: job.id, status: job.status, statusUrl: statusPath(job.id) };
+    // A new batch is reported as it was accepted ("queued"), even if the worker already started it.
+    const status = job.mode === 'batch' && !replayed ? 'queued' : job.status;
+    ctx.body = { jobId: job.id, status, statusUrl: statusPath(job.id) };
   });
 
   router.get('/api/task-sync/status/:jobId', async (ctx) => {
