@@ -174,3 +174,15 @@ describe('memory store', () => {
     expect((await store.prune(clock.now())).archivedRemoved).toBe(1);
   });
 });
+
+describe('json-file store under concurrent first use', () => {
+  it('archives many records of a new collection in the same tick into one set of segments', async () => {
+    const d = await dir();
+    const store = await openJsonFileStore({ dir: d, clock: fakeClock(), segment: { maxRecords: 50 } });
+    const jobs = store.collection<Rec>('fresh');
+    await Promise.all(Array.from({ length: 120 }, (_, i) => jobs.archive({ id: `r${i}`, n: i })));
+    expect(jobs.archivedCount()).toBe(120);
+    const reopened = await openJsonFileStore({ dir: d, clock: fakeClock() });
+    expect(reopened.collection<Rec>('fresh').archivedCount()).toBe(120);
+  });
+});

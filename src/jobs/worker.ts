@@ -26,6 +26,8 @@ export class TaskSyncWorker {
   private readonly waiters = new Map<string, Set<(job: Job | undefined) => void>>();
   private readonly stopping = new AbortController();
   private retriesWaiting = 0;
+  private recording = 0;
+  private recorded: (() => void) | null = null;
 
   constructor(private readonly o: WorkerOptions) {
     this.queue = new PQueue({ concurrency: o.concurrency });
@@ -70,7 +72,7 @@ export class TaskSyncWorker {
   }
 
   get pending(): number {
-    return this.queue.size + this.queue.pending + this.retriesWaiting;
+    return this.queue.size + this.queue.pending + this.retriesWaiting + this.recording;
   }
 
   /** Stops taking work, lets running calls finish (up to graceMs); unfinished records stay for resume(). */
@@ -79,28 +81,42 @@ export class TaskSyncWorker {
     this.queue.pause();
     this.queue.clear();
     await Promise.race([this.queue.onIdle(), this.o.clock.sleep(graceMs)]);
+    await new Promise<void>((resolve) => {
+      // Results of calls that just ended are still being written: let them land.
+      if (this.recording === 0) return resolve();
+      this.recorded = resolve;
+    });
     // Anyone still waiting is answered "not finished yet"; the job resumes on the next start.
     for (const set of this.waiters.values()) for (const notify of [...set]) notify(undefined);
   }
 
   private enqueue(job: Job, index: number, attempt: number): void {
     if (this.stopping.signal.aborted) return;
-    void this.queue.add(() => this.attempt(job, index, attempt)).catch((err: unknown) => {
-      this.o.logger.error({ err, jobId: job.id }, 'task-sync record failed unexpectedly');
-    });
+    // Only the upstream call holds a concurrency slot; recording the result happens after it,
+    // so a slow disk write never throttles the calls.
+    this.queue
+      .add(() => this.call(job, index))
+      .then((outcome) => outcome && this.record(job, index, attempt, outcome))
+      .catch((err: unknown) => {
+        this.o.logger.error({ err, jobId: job.id }, 'task-sync record failed unexpectedly');
+      });
   }
 
-  private async attempt(job: Job, index: number, attempt: number): Promise<void> {
-    if (this.stopping.signal.aborted || job.results[index]) return;
+  private async call(job: Job, index: number): Promise<UpstreamOutcome | undefined> {
+    if (this.stopping.signal.aborted || job.results[index]) return undefined;
     const recordId = job.records[index]!;
     if (job.status === 'queued') job.status = 'running';
-    const outcome = await this.o.upstream.postJson(
+    return this.o.upstream.postJson(
       job.webhookUrl,
       { recordId },
       // Delivery is at-least-once (a crash mid-call re-sends): these let the upstream dedupe.
       { 'x-bridge-job-id': job.id, 'x-bridge-record-id': recordId, 'idempotency-key': `${job.id}:${recordId}` },
       job.timeoutSec * 1000,
     );
+  }
+
+  private async record(job: Job, index: number, attempt: number, outcome: UpstreamOutcome): Promise<void> {
+    const recordId = job.records[index]!;
     if (outcome.kind === 'failure' && outcome.retryable && attempt < this.o.retries && !this.stopping.signal.aborted) {
       this.retriesWaiting++;
       const delay = backoffDelay(attempt, this.o.retryBaseMs);
@@ -113,8 +129,13 @@ export class TaskSyncWorker {
     }
     job.results[index] = toResult(recordId, outcome, attempt);
     job.updatedAt = new Date(this.o.clock.now()).toISOString();
-    if (pendingRecordIndexes(job).length === 0) await this.finish(job);
-    else await this.o.jobs.put(job);
+    this.recording++;
+    try {
+      if (pendingRecordIndexes(job).length === 0) await this.finish(job);
+      else await this.o.jobs.put(job);
+    } finally {
+      if (--this.recording === 0) this.recorded?.();
+    }
   }
 
   private async finish(job: Job): Promise<void> {

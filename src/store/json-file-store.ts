@@ -31,8 +31,9 @@ export async function openJsonFileStore(options: JsonFileStoreOptions): Promise<
   const db = new Low<LiveDoc>(new AtomicJsonFile(join(dir, 'live.json')), { version: 1, records: {}, keys: {} });
   await db.read();
   const writer = new BatchedWriter(() => db.write());
-  const limits: SegmentLimits = { maxRecords: 500, maxBytes: 1024 * 1024, ...options.segment };
+  const limits: SegmentLimits = { maxRecords: 200, maxBytes: 512 * 1024, ...options.segment };
   const archives = new Map<string, ArchiveSegments>();
+  const loading = new Map<string, Promise<ArchiveSegments>>();
   const collections = new Map<string, RecordCollection<StoredRecord>>();
   const keySpaces = new Map<string, KeySpace<unknown>>();
   const defaultRetention = options.defaultRetention ?? { maxAgeMs: 7 * DAY, maxCount: 100_000 };
@@ -55,13 +56,20 @@ export async function openJsonFileStore(options: JsonFileStoreOptions): Promise<
   }
   if (healed) await writer.commit();
 
-  async function archiveFor(name: string): Promise<ArchiveSegments> {
-    let archive = archives.get(name);
-    if (!archive) {
-      archive = await ArchiveSegments.load(join(archiveDir, name), limits);
-      archives.set(name, archive);
+  /** The collection's archive, loaded once even when many callers ask in the same tick. */
+  function archiveFor(name: string): Promise<ArchiveSegments> {
+    const ready = archives.get(name);
+    if (ready) return Promise.resolve(ready);
+    let pending = loading.get(name);
+    if (!pending) {
+      pending = ArchiveSegments.load(join(archiveDir, name), limits).then((a) => {
+        archives.set(name, a);
+        loading.delete(name);
+        return a;
+      });
+      loading.set(name, pending);
     }
-    return archive;
+    return pending;
   }
 
   function liveMap(name: string): Record<string, StoredRecord> {
