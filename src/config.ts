@@ -90,6 +90,7 @@ const envSchema = z.object({
   LARK_DOMAIN: httpUrl('https://open.feishu.cn'),
   LARK_EVENT_MODE: z.enum(['http', 'ws']).default('http'),
   LARK_TIMEOUT_MS: int(10_000, 100, 120_000),
+  LARK_APPROVAL_LINK: z.string().trim().default('https://applink.feishu.cn/client/approval?instanceCode={instanceCode}'),
 
   CHAT_ID: optionalString,
   PD_CHAT_ID: optionalString,
@@ -135,6 +136,7 @@ export interface Config {
     readonly domain: string;
     readonly eventMode: 'http' | 'ws';
     readonly timeoutMs: number;
+    readonly approvalLink: string;
   };
   readonly chats: { readonly main?: string; readonly pd?: string; readonly ops?: string };
   readonly auth: { readonly tokens: readonly string[]; readonly enabled: boolean };
@@ -203,6 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       domain: e.LARK_DOMAIN ?? 'https://open.feishu.cn',
       eventMode: e.LARK_EVENT_MODE,
       timeoutMs: e.LARK_TIMEOUT_MS,
+      approvalLink: e.LARK_APPROVAL_LINK,
     },
     chats: { main: e.CHAT_ID, pd: e.PD_CHAT_ID, ops: e.OPS_CHAT_ID },
     auth: { tokens: e.API_TOKENS, enabled: e.API_AUTH === 'on' },
@@ -229,9 +232,13 @@ export function describeFeatures(config: Config): string[] {
   const lines: string[] = [];
   lines.push(
     config.lark.appId
-      ? `Lark: on — app ${config.lark.appId} at ${config.lark.domain}`
+      ? `Lark: on — app ${config.lark.appId} at ${config.lark.domain}, events over ${config.lark.eventMode}`
       : 'Lark: off — LARK_APP_ID not set',
   );
+  if (config.lark.appId && !config.lark.encryptKey && !config.lark.verificationToken) {
+    lines.push('Lark events: refused — set LARK_ENCRYPT_KEY (recommended) or LARK_VERIFICATION_TOKEN');
+  }
+  if (config.lark.appId && !config.lark.assistantUserId) lines.push('Approval flows: LARK_ASSISTANT_USER_ID not set — tasks of any user at check/execute nodes are handled');
   const chats = Object.entries(config.chats).filter(([, v]) => v).map(([k]) => k);
   lines.push(
     chats.length ? `Summaries (POST /api/endpoint): chats ${chats.join(', ')}` : 'Summaries: off — CHAT_ID not set',

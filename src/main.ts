@@ -6,6 +6,8 @@ import { createApp } from './app.js';
 import { ConfigError, describeFeatures, loadConfig, type Config } from './config.js';
 import { createDeps } from './deps.js';
 import { createLogger } from './log.js';
+import { createEventDispatcher, startLongConnection } from './lark/event-intake.js';
+import { intakeOptions } from './app.js';
 
 const STOP_GRACE_MS = 10_000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -26,15 +28,20 @@ async function main(): Promise<void> {
   if (config.sentryDsn) Sentry.init({ dsn: config.sentryDsn, sendDefaultPii: false });
 
   const deps = await createDeps(config, logger);
-  const app = createApp({ ...deps, reportError: (err) => Sentry.captureException(err) });
+  const { appId, appSecret, domain, eventMode } = config.lark;
+  const dispatcher = deps.engine ? createEventDispatcher(intakeOptions(config, deps)) : undefined;
+  const app = createApp({ ...deps, dispatcher, reportError: (err) => Sentry.captureException(err) });
   const resumed = await deps.worker.resume();
+  const resumedRuns = (await deps.engine?.resume()) ?? 0;
+  deps.flows.watch();
+  const longConnection = dispatcher && eventMode === 'ws' && appId && appSecret ? startLongConnection(appId, appSecret, domain, dispatcher) : undefined;
   await deps.store.prune(Date.now());
 
   const server: Server = app.listen(config.port, config.host);
   await once(server, 'listening');
   const address = server.address();
   const where = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
-  logger.info({ dataDir: config.dataDir, resumedJobs: resumed }, `lark-bridge listening on ${where}`);
+  logger.info({ dataDir: config.dataDir, resumedJobs: resumed, resumedRuns, flows: deps.flows.all().length }, `lark-bridge listening on ${where}`);
   for (const line of describeFeatures(config)) logger.info(line);
 
   const pruner = setInterval(() => {
@@ -55,7 +62,10 @@ async function main(): Promise<void> {
     hardStop.unref();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
+    longConnection?.close();
+    deps.flows.close();
     await deps.worker.stop(STOP_GRACE_MS);
+    await deps.engine?.stop();
     await closed;
     await deps.store.close();
     await deps.upstream.close();

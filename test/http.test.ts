@@ -19,7 +19,7 @@ describe('health and readiness', () => {
     app = await startTestApp();
     const res = await api(app.url, '/readyz', { token: null });
     expect(res.status).toBe(200);
-    expect(res.json).toEqual({ status: 'ready', checks: { store: { ok: true } } });
+    expect(res.json).toEqual({ status: 'ready', checks: { store: { ok: true }, flows: { ok: true, detail: '0 loaded' } } });
   });
 });
 

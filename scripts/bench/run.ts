@@ -149,6 +149,7 @@ async function batchRun(upstreamUrl: string): Promise<number> {
     API_TOKENS: TOKEN,
     LOG_LEVEL,
     TASK_SYNC_CONCURRENCY: '32',
+    TASK_SYNC_MAX_RECORDS: '1000', // the API's default cap is 500 records
     TASK_SYNC_ALLOWED_URLS: `${upstreamUrl}/hooks/`,
   });
   const records = Array.from({ length: 1000 }, (_, i) => `rec-${i}`);
@@ -159,6 +160,7 @@ async function batchRun(upstreamUrl: string): Promise<number> {
     headers,
     body: JSON.stringify({ webhookUrl: `${upstreamUrl}/hooks/batch`, records }),
   });
+  if (res.status !== 202) throw new Error(`batch refused: ${res.status} ${await res.text()}`);
   const { jobId } = (await res.json()) as { jobId: string };
   let status = 'queued';
   while (!['success', 'error', 'partial', 'accepted'].includes(status)) {

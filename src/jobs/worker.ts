@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import type { RecordCollection } from '../store/store.js';
 import { backoffDelay } from '../backoff.js';
 import { finalStatus, isFinal, pendingRecordIndexes, type Job, type RecordResult } from './job.js';
-import type { UpstreamClient, UpstreamOutcome } from './upstream.js';
+import type { UpstreamClient, UpstreamOutcome } from '../upstream/client.js';
 
 export interface WorkerOptions {
   jobs: RecordCollection<Job>;

@@ -1,52 +1,24 @@
 import { randomUUID } from 'node:crypto';
-import type { Clock } from '../clock.js';
-import { backoffDelay } from '../backoff.js';
-import type { Logger } from '../log.js';
 import type { LarkClient } from './client.js';
-import { assertLarkOk, classifyLarkFailure, LarkApiError } from './lark-error.js';
-import type { LarkRateLimiter } from './rate-limiter.js';
+import type { LarkCall } from './lark-call.js';
+import { assertLarkOk, LarkApiError } from './lark-error.js';
 
 export type MsgType = 'text' | 'post' | 'interactive';
 
 export interface Messenger {
   /** Sends a message to a chat; retried on rate limits and 5xx; resolves with Lark's message id. */
-  sendToChat(chatId: string, msgType: MsgType, content: unknown): Promise<{ messageId: string }>;
+  sendToChat(chatId: string, msgType: MsgType, content: unknown, uuid?: string): Promise<{ messageId: string }>;
+  /** Replaces the content of a card sent earlier with update_multi. */
+  patchCard(messageId: string, card: unknown): Promise<void>;
 }
 
-export interface MessengerOptions {
-  client: LarkClient;
-  limiter: LarkRateLimiter;
-  clock: Clock;
-  logger: Logger;
-  attempts?: number;
-  retryBaseMs?: number;
-}
-
-export function createMessenger(o: MessengerOptions): Messenger {
-  const attempts = o.attempts ?? 4;
-  const retryBaseMs = o.retryBaseMs ?? 500;
-
-  async function withRetries<T>(what: string, key: string, call: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await o.limiter.schedule(key, call);
-      } catch (err) {
-        const failure = classifyLarkFailure(err);
-        if (!failure.retryable || attempt >= attempts) throw failure;
-        const wait = failure.retryAfterSec !== undefined ? Math.min(failure.retryAfterSec * 1000, 60_000) : backoffDelay(attempt, retryBaseMs);
-        o.logger.warn({ what, code: failure.code, attempt, wait }, 'Lark call failed, retrying');
-        await o.clock.sleep(wait);
-      }
-    }
-  }
-
+export function createMessenger(client: LarkClient, larkCall: LarkCall): Messenger {
   return {
-    async sendToChat(chatId, msgType, content) {
+    async sendToChat(chatId, msgType, content, uuid = randomUUID()) {
       // The same uuid on every retry: Lark drops a duplicate send with the same uuid within an hour.
-      const uuid = randomUUID();
-      const answer = await withRetries('im.message.create', chatId, async () =>
+      const answer = await larkCall('im.message.create', chatId, async () =>
         assertLarkOk(
-          await o.client.im.v1.message.create({
+          await client.im.v1.message.create({
             params: { receive_id_type: 'chat_id' },
             data: { receive_id: chatId, msg_type: msgType, content: JSON.stringify(content), uuid },
           }),
@@ -55,6 +27,12 @@ export function createMessenger(o: MessengerOptions): Messenger {
       const messageId = answer.data?.message_id;
       if (!messageId) throw new LarkApiError(-1, 'message create answered without a message_id', 200, false);
       return { messageId };
+    },
+    async patchCard(messageId, card) {
+      // 5 updates/s per message: the limiter key is the message id.
+      await larkCall('im.message.patch', messageId, async () =>
+        assertLarkOk(await client.im.v1.message.patch({ path: { message_id: messageId }, data: { content: JSON.stringify(card) } })),
+      );
     },
   };
 }

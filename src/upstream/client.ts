@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 
-/** The one module that calls client-supplied upstream URLs (Anycross triggers and the like). */
+/** The one module that calls upstream URLs (Anycross triggers, business APIs) over undici. */
 export type UpstreamOutcome =
   | { kind: 'success'; httpStatus: number; response: string; durationMs: number }
   | { kind: 'failure'; retryable: boolean; httpStatus?: number; response?: string; error: string; durationMs: number }
@@ -17,7 +17,8 @@ export interface UpstreamOptions {
 }
 
 export interface UpstreamClient {
-  postJson(url: string, body: unknown, headers: Record<string, string>, readTimeoutMs: number): Promise<UpstreamOutcome>;
+  /** POSTs JSON (an object, or text already serialised — e.g. when it was signed). */
+  postJson(url: string, body: unknown, headers: Record<string, string>, readTimeoutMs: number, keepBytes?: number): Promise<UpstreamOutcome>;
   close(): Promise<void>;
 }
 
@@ -48,7 +49,7 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
   });
 
   return {
-    async postJson(url, body, headers, readTimeoutMs) {
+    async postJson(url, body, headers, readTimeoutMs, keep = keepBytes) {
       const started = performance.now();
       const elapsed = () => Math.round(performance.now() - started);
       try {
@@ -56,11 +57,11 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
           method: 'POST',
           dispatcher: agent,
           headers: { 'content-type': 'application/json', 'user-agent': 'lark-bridge', ...headers },
-          body: JSON.stringify(body),
+          body: typeof body === 'string' ? body : JSON.stringify(body),
           headersTimeout: readTimeoutMs,
           bodyTimeout: readTimeoutMs,
         });
-        const response = await readCapped(res.body, keepBytes);
+        const response = await readCapped(res.body, keep);
         const httpStatus = res.statusCode;
         if (httpStatus >= 200 && httpStatus < 300) return { kind: 'success', httpStatus, response, durationMs: elapsed() };
         const retryable = httpStatus >= 500 || httpStatus === 429 || httpStatus === 408;

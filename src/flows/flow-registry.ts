@@ -1,0 +1,99 @@
+import { watch, type FSWatcher } from 'node:fs';
+import type { Logger } from '../log.js';
+import type { ApprovalFlow, Flow } from './flow-schema.js';
+import { formatProblem, listFlowFiles, loadFlowFile, type FlowProblem } from './load-flows.js';
+
+/**
+ * The flows in force. Files are loaded at start and watched: a changed file is validated and
+ * swapped in; an invalid one is logged (file, JSON path, reason) and the last good version of
+ * that file stays in force.
+ */
+export class FlowRegistry {
+  private readonly byFile = new Map<string, Flow>();
+  private readonly problemsByFile = new Map<string, FlowProblem[]>();
+  private watcher: FSWatcher | null = null;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  loaded = false;
+
+  constructor(
+    private readonly dir: string,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly logger: Logger,
+    private readonly onLoaded: (flow: Flow) => void = () => undefined,
+  ) {}
+
+  async loadAll(): Promise<void> {
+    for (const name of await listFlowFiles(this.dir)) await this.reload(name);
+    this.loaded = true;
+  }
+
+  watch(): void {
+    try {
+      this.watcher = watch(this.dir, (_event, name) => {
+        if (!name || !name.endsWith('.json') || name === 'flow.schema.json') return;
+        // Editors write in several steps; wait for the file to settle.
+        clearTimeout(this.timers.get(name));
+        this.timers.set(
+          name,
+          setTimeout(() => {
+            this.timers.delete(name);
+            void this.reload(name);
+          }, 100),
+        );
+      });
+    } catch (err) {
+      this.logger.warn({ err, dir: this.dir }, 'cannot watch the flows folder; changes need a restart');
+    }
+  }
+
+  close(): void {
+    this.watcher?.close();
+    for (const t of this.timers.values()) clearTimeout(t);
+  }
+
+  async reload(name: string): Promise<void> {
+    const files = await listFlowFiles(this.dir);
+    if (!files.includes(name)) {
+      if (this.byFile.delete(name)) this.logger.info({ file: name }, 'flow file removed');
+      this.problemsByFile.delete(name);
+      return;
+    }
+    const result = await loadFlowFile(this.dir, name, this.env);
+    if (result.ok) {
+      const clash = [...this.byFile].find(([file, f]) => file !== name && f.id === result.flow.id);
+      if (clash) {
+        this.reject(name, [{ file: name, path: 'id', message: `flow id "${result.flow.id}" is already used by ${clash[0]}` }]);
+        return;
+      }
+      this.byFile.set(name, result.flow);
+      this.problemsByFile.delete(name);
+      this.logger.info({ file: name, flow: result.flow.id }, 'flow loaded');
+      this.onLoaded(result.flow);
+    } else {
+      this.reject(name, result.problems);
+    }
+  }
+
+  private reject(name: string, problems: FlowProblem[]): void {
+    this.problemsByFile.set(name, problems);
+    const kept = this.byFile.get(name);
+    for (const p of problems) this.logger.error({ file: p.file, path: p.path }, `invalid flow: ${formatProblem(p)}`);
+    if (kept) this.logger.warn({ file: name, flow: kept.id }, 'keeping the last good version of this flow');
+  }
+
+  all(): Flow[] {
+    return [...this.byFile.values()];
+  }
+
+  byId(id: string): Flow | undefined {
+    return this.all().find((f) => f.id === id);
+  }
+
+  approvalFlowFor(approvalCode: string): ApprovalFlow | undefined {
+    return this.all().find((f): f is ApprovalFlow => f.kind === 'approval' && f.approvalCode === approvalCode);
+  }
+
+  problems(): FlowProblem[] {
+    return [...this.problemsByFile.values()].flat();
+  }
+}
