@@ -38,6 +38,8 @@ export async function startTestApp(env: Record<string, string> = {}, dataDir?: s
   const deps = await createDeps(config, silentLogger());
   const app = createApp(deps);
   await deps.worker.resume();
+  await deps.engine?.resume();
+  deps.flows.watch();
   const server: Server = app.listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -51,12 +53,16 @@ export async function startTestApp(env: Record<string, string> = {}, dataDir?: s
     dataDir: dir,
     deps,
     async stop() {
+      deps.flows.close();
+      await deps.engine?.stop();
       await deps.worker.stop(5_000);
       await closeServer();
       await deps.store.close();
       await deps.upstream.close();
     },
     async crash() {
+      deps.flows.close();
+      await deps.engine?.stop();
       await deps.worker.stop(0);
       await closeServer();
       await deps.upstream.close();
