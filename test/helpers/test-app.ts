@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -27,8 +27,12 @@ export async function tempDir(prefix = 'lark-bridge-test-'): Promise<string> {
 /** Builds the real app (real store, worker, SDK) on a temp data dir and listens on loopback. */
 export async function startTestApp(env: Record<string, string> = {}, dataDir?: string): Promise<TestApp> {
   const dir = dataDir ?? (await tempDir());
+  // An empty flows folder of its own unless the test brings one (the repo's examples need env vars).
+  const flowsDir = join(dir, 'flows-for-test');
+  await mkdir(flowsDir, { recursive: true });
   const config = loadConfig({
     DATA_DIR: dir,
+    FLOWS_DIR: flowsDir,
     API_TOKENS: TOKEN,
     LOG_LEVEL: 'silent',
     TASK_SYNC_RETRY_BASE_MS: '10',
