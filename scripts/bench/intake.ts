@@ -3,17 +3,13 @@
  * (each a new event id and instance, so each runs the whole pipeline: record → instance get →
  * business check → approve → card), against a bare Koa handler in the same run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { approvalTaskEvent, larkEncrypt, larkSign } from '../../test/lark-emulator/event-sender.js';
+import { startProc as start, stopProc as stop } from './procs.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const APP_ID = 'cli_bench';
@@ -21,39 +17,6 @@ const APP_SECRET = 'bench-secret';
 const ENCRYPT_KEY = 'bench-encrypt-key';
 const TOKEN = 'bench-verification-token';
 const APPROVAL_CODE = 'BENCH-APPROVAL';
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-async function start(script: string, env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-  const port = String(await freePort());
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: port, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${script} did not start`)), 60_000);
-    const poll = setInterval(() => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok && done(`http://127.0.0.1:${port}`), () => undefined), 100);
-    const done = (u: string) => (clearTimeout(timer), clearInterval(poll), resolve(u));
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d;
-      const m = /listening on (http:\/\/[\d.:]+)/.exec(out);
-      if (m) done(m[1]!);
-    });
-  });
-  child.stdout!.resume();
-  return { url, child };
-}
-
-const stop = async (p: { child: ChildProcess }) => {
-  if (p.child.exitCode !== null) return;
-  const exited = new Promise((r) => p.child.once('exit', r));
-  p.child.kill('SIGTERM');
-  await exited;
-};
 
 function eventRequest() {
   let n = 0;
@@ -89,7 +52,6 @@ await writeFile(
   JSON.stringify({ kind: 'approval', id: 'bench', name: 'Bench', approvalCode: APPROVAL_CODE, fields: { account: { widget: 'Account', type: 'string' } }, check: { url: `${business.url}/check` }, secret: 'bench-business-secret-000', notify: { chatId: 'oc_bench' } }),
 );
 const svc = await start('src/main.ts', {
-  HOST: '127.0.0.1',
   DATA_DIR: dataDir,
   FLOWS_DIR: flowsDir,
   LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',

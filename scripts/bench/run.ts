@@ -8,82 +8,27 @@
  * Every load is bounded (BENCH_SECONDS per run) and targets 127.0.0.1 only.
  * Env: BENCH_SECONDS (default 8), BENCH_CONNECTIONS (50), BENCH_RETAINED (100000), BENCH_LOG_LEVEL (warn).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { startProc, stopProc, type Proc } from './procs.js';
 import { seedFinishedJobs } from './seed-jobs.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const RETAINED = Number(process.env.BENCH_RETAINED ?? 100_000);
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn';
 const TOKEN = 'bench-token';
 
-interface Proc {
-  url: string;
-  child: ChildProcess;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-/** Starts a script and waits until it prints "listening on <url>" or answers GET /healthz on PORT. */
-async function startProc(script: string, env: Record<string, string>): Promise<Proc> {
-  const port = env.PORT && env.PORT !== '0' ? env.PORT : String(await freePort());
-  env = { ...env, PORT: port };
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${script} did not start: ${out}`));
-    }, 60_000);
-    const done = (url: string) => {
-      clearTimeout(timer);
-      clearInterval(poll);
-      resolve(url);
-    };
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d;
-      const m = /listening on (http:\/\/[\d.:]+)/.exec(out);
-      if (m) done(m[1]!);
-    });
-    // The service logs its banner at info; with a quieter LOG_LEVEL, find it by its health check.
-    const poll = setInterval(() => {
-      fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok && done(`http://127.0.0.1:${port}`), () => undefined);
-    }, 100);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      clearInterval(poll);
-      reject(new Error(`${script} exited ${code}: ${out}`));
-    });
-  });
-  child.stdout!.resume(); // keep draining its logs
-  return { url, child };
-}
-
-async function stopProc(p: Proc): Promise<void> {
-  if (p.child.exitCode !== null) return;
-  const exited = new Promise((r) => p.child.once('exit', r));
-  p.child.kill('SIGTERM');
-  await exited;
-}
+const serviceEnv = (dataDir: string, upstreamUrl: string) => ({
+  DATA_DIR: dataDir,
+  FLOWS_DIR: `${dataDir}-no-flows`, // no flows: this bench is about task-sync
+  API_TOKENS: TOKEN,
+  LOG_LEVEL,
+  TASK_SYNC_ALLOWED_URLS: `${upstreamUrl}/hooks/`,
+});
 
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -116,14 +61,7 @@ function row(name: string, ours: Load, bare: Load): string {
 }
 
 async function compare(label: string, dataDir: string, upstreamUrl: string, bare: Proc): Promise<{ post: Load; rss: number }> {
-  const svc = await startProc('src/main.ts', {
-    HOST: '127.0.0.1',
-    PORT: '0',
-    DATA_DIR: dataDir,
-    API_TOKENS: TOKEN,
-    LOG_LEVEL,
-    TASK_SYNC_ALLOWED_URLS: `${upstreamUrl}/hooks/`,
-  });
+  const svc = await startProc('src/main.ts', serviceEnv(dataDir, upstreamUrl));
   const body = JSON.stringify({ webhookUrl: `${upstreamUrl}/hooks/bench`, records: ['rec-1'] });
   const post = { method: 'POST' as const, body, headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` } };
 
@@ -143,14 +81,9 @@ async function compare(label: string, dataDir: string, upstreamUrl: string, bare
 async function batchRun(upstreamUrl: string): Promise<number> {
   const dataDir = await mkdtemp(join(tmpdir(), 'lark-bridge-bench-'));
   const svc = await startProc('src/main.ts', {
-    HOST: '127.0.0.1',
-    PORT: '0',
-    DATA_DIR: dataDir,
-    API_TOKENS: TOKEN,
-    LOG_LEVEL,
+    ...serviceEnv(dataDir, upstreamUrl),
     TASK_SYNC_CONCURRENCY: '32',
     TASK_SYNC_MAX_RECORDS: '1000', // the API's default cap is 500 records
-    TASK_SYNC_ALLOWED_URLS: `${upstreamUrl}/hooks/`,
   });
   const records = Array.from({ length: 1000 }, (_, i) => `rec-${i}`);
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` };

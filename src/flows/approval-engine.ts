@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import { Conflict, NotFound } from '../errors.js';
 import type { ApprovalApi, ApprovalTask } from '../lark/approval.js';
 import { renderCard } from '../lark/card-template.js';
+import type { ApprovalTaskEvent } from '../lark/event-intake.js';
 import type { Messenger } from '../lark/messages.js';
 import type { Logger } from '../log.js';
 import type { RecordCollection } from '../store/store.js';
@@ -14,14 +15,7 @@ import { FieldMappingError, mapFormFields } from './map-fields.js';
 import { failedStageOf, progressCardVars } from './progress-card.js';
 import type { Run, StageRun, StepName } from './run.js';
 
-export interface TaskEvent {
-  approvalCode: string;
-  instanceCode: string;
-  taskId: string;
-  status: string;
-  userId?: string;
-  openId?: string;
-}
+export type TaskEvent = ApprovalTaskEvent;
 
 export interface EngineOptions {
   runs: RecordCollection<Run>;

@@ -45,6 +45,16 @@ export interface ApprovalApi {
 const ALREADY_SUBSCRIBED = 1390007;
 
 export function createApprovalApi(client: LarkClient, larkCall: LarkCall): ApprovalApi {
+  async function actOnTask(action: 'approve' | 'reject', a: TaskAction): Promise<void> {
+    const payload = {
+      params: { user_id_type: 'user_id' as const },
+      data: { approval_code: a.approvalCode, instance_code: a.instanceCode, user_id: a.userId, task_id: a.taskId, comment: a.comment },
+    };
+    await larkCall(`approval.task.${action}`, 'approval', async () =>
+      assertLarkOk(action === 'approve' ? await client.approval.v4.task.approve(payload) : await client.approval.v4.task.reject(payload)),
+    );
+  }
+
   return {
     async getInstance(instanceCode) {
       const answer = await larkCall('approval.instance.get', 'approval', async () =>
@@ -72,26 +82,8 @@ export function createApprovalApi(client: LarkClient, larkCall: LarkCall): Appro
         })),
       };
     },
-    async approve(a) {
-      await larkCall('approval.task.approve', 'approval', async () =>
-        assertLarkOk(
-          await client.approval.v4.task.approve({
-            params: { user_id_type: 'user_id' },
-            data: { approval_code: a.approvalCode, instance_code: a.instanceCode, user_id: a.userId, task_id: a.taskId, comment: a.comment },
-          }),
-        ),
-      );
-    },
-    async reject(a) {
-      await larkCall('approval.task.reject', 'approval', async () =>
-        assertLarkOk(
-          await client.approval.v4.task.reject({
-            params: { user_id_type: 'user_id' },
-            data: { approval_code: a.approvalCode, instance_code: a.instanceCode, user_id: a.userId, task_id: a.taskId, comment: a.comment },
-          }),
-        ),
-      );
-    },
+    approve: (a) => actOnTask('approve', a),
+    reject: (a) => actOnTask('reject', a),
     async subscribe(approvalCode) {
       try {
         await larkCall('approval.subscribe', 'approval', async () =>

@@ -22,24 +22,21 @@ export interface SignatureHeaders {
  * no window, so we check the raw bytes here before the SDK sees anything.
  */
 export function verifyLarkSignature(raw: Buffer, h: SignatureHeaders, encryptKey: string, nowMs: number): void {
+  checkSigned(raw, h, 'sha256', encryptKey, nowMs);
+}
+
+/** Legacy card callbacks (no encrypt, no schema) are signed with SHA-1 over timestamp + nonce + token + body. */
+export function verifyLegacyCardSignature(raw: Buffer, h: SignatureHeaders, token: string, nowMs: number): void {
+  checkSigned(raw, h, 'sha1', token, nowMs);
+}
+
+function checkSigned(raw: Buffer, h: SignatureHeaders, algorithm: 'sha1' | 'sha256', key: string, nowMs: number): void {
   if (!h.timestamp || !h.nonce || !h.signature) throw new Unauthorized('missing X-Lark-Signature / X-Lark-Request-Timestamp / X-Lark-Request-Nonce');
   const ts = Number(h.timestamp);
   if (!Number.isFinite(ts) || Math.abs(nowMs / 1000 - ts) > SIGNATURE_WINDOW_SEC) {
     throw new Unauthorized('request timestamp is outside the 5 minute window');
   }
-  const expected = createHash('sha256').update(h.timestamp + h.nonce + encryptKey).update(raw).digest();
-  const given = Buffer.from(h.signature, 'hex');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new Unauthorized('request signature does not verify');
-}
-
-/** Legacy card callbacks (no encrypt, no schema) are signed with SHA-1 over timestamp + nonce + token + body. */
-export function verifyLegacyCardSignature(raw: Buffer, h: SignatureHeaders, token: string, nowMs: number): void {
-  if (!h.timestamp || !h.nonce || !h.signature) throw new Unauthorized('missing X-Lark-Signature headers');
-  const ts = Number(h.timestamp);
-  if (!Number.isFinite(ts) || Math.abs(nowMs / 1000 - ts) > SIGNATURE_WINDOW_SEC) {
-    throw new Unauthorized('request timestamp is outside the 5 minute window');
-  }
-  const expected = createHash('sha1').update(h.timestamp + h.nonce + token).update(raw).digest();
+  const expected = createHash(algorithm).update(h.timestamp + h.nonce + key).update(raw).digest();
   const given = Buffer.from(h.signature, 'hex');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new Unauthorized('request signature does not verify');
 }
