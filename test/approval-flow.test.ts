@@ -123,6 +123,20 @@ describe('an approval run, end to end', () => {
   });
 });
 
+describe('nodes', () => {
+  it('ignores assistant tasks at other nodes, then handles the instance at its execute node', async () => {
+    h = await startHarness();
+    h.newInstance('INST-13');
+    await h.pendingAt('INST-13', 't-manager', 'manager_review');
+    await h.waitForRun('INST-13', (r) => r.status === 'ignored');
+    expect(h.business.calls).toHaveLength(0);
+    expect(approves()).toHaveLength(0);
+    await h.pendingAt('INST-13', 't-exec', 'execute_node');
+    await h.waitForRun('INST-13', (r) => r.stages.execute?.state === 'waiting_callback');
+    expect(h.business.calls.map((c) => c.path)).toEqual(['/perm/grant']);
+  });
+});
+
 describe('idempotency', () => {
   it('calls the business API once and approves once when Lark redelivers an event 5 times', async () => {
     h = await startHarness();

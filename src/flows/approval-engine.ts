@@ -74,6 +74,8 @@ export class ApprovalEngine {
       updatedAt: now,
     };
     run.inbox.push(ev.taskId);
+    // A run set aside because its earlier task was at a node this flow does not handle wakes up.
+    if (run.status === 'ignored') run.status = 'active';
     run.updatedAt = now;
     await this.o.runs.put(run);
     this.schedule(run.id);
