@@ -44,7 +44,12 @@ export function parseFlowText(file: string, text: string, env: NodeJS.ProcessEnv
   const parsed = flowFileSchema.safeParse(substituted);
   const problems: FlowProblem[] = envProblems.map((p) => ({ file, ...p }));
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) problems.push({ file, path: issue.path.join('.') || '(root)', message: issue.message });
+    // A missing variable already names the path; the schema's echo of the empty value adds nothing.
+    const envPaths = new Set(envProblems.map((p) => p.path));
+    for (const issue of parsed.error.issues) {
+      const path = issue.path.join('.') || '(root)';
+      if (!envPaths.has(path)) problems.push({ file, path, message: issue.message });
+    }
   }
   if (problems.length || !parsed.success) return { ok: false, problems };
   return { ok: true, flow: parsed.data };
