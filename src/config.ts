@@ -184,6 +184,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const appId = e.LARK_APP_ID ?? e.APP_ID;
   const appSecret = e.LARK_APP_SECRET ?? e.APP_SECRET;
   if (appId && !appSecret) problems.push('LARK_APP_SECRET: required when LARK_APP_ID is set');
+  // Lark app ids are "cli_" + 16 hex digits; the SDK's long connection silently refuses others.
+  if (appId && !/^cli_[0-9a-fA-F]{16}$/.test(appId)) problems.push(`${e.LARK_APP_ID ? 'LARK_APP_ID' : 'APP_ID'}: expected "cli_" followed by 16 hex digits, got "${appId}"`);
   if (problems.length) throw new ConfigError(problems);
 
   const host = e.HOST;

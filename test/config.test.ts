@@ -20,8 +20,8 @@ describe('config', () => {
   });
 
   it('accepts APP_ID / APP_SECRET as aliases and splits lists', () => {
-    const c = loadConfig({ APP_ID: 'cli_x', APP_SECRET: 's', API_TOKENS: ' a , b ,', ANYCROSS_VERIFY_SSL: 'false' });
-    expect(c.lark.appId).toBe('cli_x');
+    const c = loadConfig({ APP_ID: 'cli_0123456789abcdef', APP_SECRET: 's', API_TOKENS: ' a , b ,', ANYCROSS_VERIFY_SSL: 'false' });
+    expect(c.lark.appId).toBe('cli_0123456789abcdef');
     expect(c.auth.tokens).toEqual(['a', 'b']);
     expect(c.taskSync.verifySsl).toBe(false);
   });
@@ -36,11 +36,12 @@ describe('config', () => {
     expect(error).toBeInstanceOf(ConfigError);
     const vars = error!.problems.map((p) => p.split(':')[0]);
     expect(vars.sort()).toEqual(['ANYCROSS_VERIFY_SSL', 'LARK_DOMAIN', 'LARK_EVENT_MODE', 'PORT', 'TASK_SYNC_CONCURRENCY']);
+    expect(() => loadConfig({ LARK_APP_ID: 'cli_bad', LARK_APP_SECRET: 's' })).toThrow(/LARK_APP_ID: expected "cli_" followed by 16 hex digits/);
     expect(error!.problems.find((p) => p.startsWith('PORT'))).toMatch(/whole number from 0 to 65535, got "eighty"/);
   });
 
   it('describes which features are on without printing secrets', () => {
-    const lines = describeFeatures(loadConfig({ LARK_APP_ID: 'cli_1', LARK_APP_SECRET: 'very-secret', API_TOKENS: 'tok' }));
+    const lines = describeFeatures(loadConfig({ LARK_APP_ID: 'cli_0123456789abcdef', LARK_APP_SECRET: 'very-secret', API_TOKENS: 'tok' }));
     expect(lines.join('\n')).not.toMatch(/very-secret|tok\b/);
     expect(lines[0]).toMatch(/Lark: on/);
     expect(describeFeatures(loadConfig({}))[0]).toBe('Lark: off — LARK_APP_ID not set');

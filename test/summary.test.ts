@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { larkError, startLarkEmulator, type LarkEmulator } from './lark-emulator/emulator.js';
 import { api, removeDir, startTestApp, type TestApp } from './helpers/test-app.js';
 
-const APP_ID = 'cli_summary_test';
+const APP_ID = 'cli_a1b2c3d4e5f60002';
 const APP_SECRET = 'summary-secret';
 let lark: LarkEmulator;
 let app: TestApp;

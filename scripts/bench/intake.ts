@@ -12,7 +12,7 @@ import { startProc as start, stopProc as stop } from './procs.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-const APP_ID = 'cli_bench';
+const APP_ID = 'cli_a1b2c3d4e5f60003';
 const APP_SECRET = 'bench-secret';
 const ENCRYPT_KEY = 'bench-encrypt-key';
 const TOKEN = 'bench-verification-token';

@@ -9,7 +9,7 @@ import { approvalTaskEvent, sendLarkEvent } from '../lark-emulator/event-sender.
 import { FakeUpstream, type UpstreamHandler } from './fake-upstream.js';
 import { removeDir, startTestApp, tempDir, waitFor, type TestApp } from './test-app.js';
 
-export const APP_ID = 'cli_approval_test';
+export const APP_ID = 'cli_a1b2c3d4e5f60001';
 export const APP_SECRET = 'approval-app-secret';
 export const ENCRYPT_KEY = 'test-encrypt-key-123';
 export const VERIFICATION_TOKEN = 'test-verification-token';

@@ -79,7 +79,7 @@ export class LarkEmulator {
   private readonly tokens = new Map<string, { appId: string; expiresAt: number }>();
   private readonly routes: Route[] = [];
   private readonly faults: Array<{ key: string; reply: Reply; times: number }> = [];
-  private server!: Server;
+  server!: Server;
   url = '';
 
   constructor(private readonly options: EmulatorOptions) {

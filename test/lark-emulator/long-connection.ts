@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import protobuf from 'protobufjs';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { larkError, type LarkEmulator } from './emulator.js';
+
+/**
+ * Lark's event long connection, as the SDK's WSClient speaks it: it POSTs
+ * /callback/ws/endpoint for a ws URL, then exchanges protobuf `pbbp2.Frame`s. Control frames
+ * (method 0) carry ping/pong; data frames (method 1) carry events whose payload is the plain
+ * event JSON, and the client answers each with the same frame and a `{code}` payload.
+ */
+const root = protobuf.Root.fromJSON({
+  nested: {
+    pbbp2: {
+      nested: {
+        Header: { fields: { key: { type: 'string', id: 1 }, value: { type: 'string', id: 2 } } },
+        Frame: {
+          fields: {
+            SeqID: { type: 'uint64', id: 1 },
+            LogID: { type: 'uint64', id: 2 },
+            service: { type: 'int32', id: 3 },
+            method: { type: 'int32', id: 4 },
+            headers: { rule: 'repeated', type: 'Header', id: 5 },
+            payloadEncoding: { type: 'string', id: 6 },
+            payloadType: { type: 'string', id: 7 },
+            payload: { type: 'bytes', id: 8 },
+            LogIDNew: { type: 'string', id: 9 },
+          },
+        },
+      },
+    },
+  },
+});
+const Frame = root.lookupType('pbbp2.Frame');
+
+interface FrameData {
+  SeqID: number;
+  LogID: number;
+  service: number;
+  method: number;
+  headers: Array<{ key: string; value: string }>;
+  payload?: Uint8Array;
+}
+
+const CONTROL = 0;
+const DATA = 1;
+const SERVICE_ID = 7;
+
+export class LongConnection {
+  readonly clients = new Set<WebSocket>();
+  readonly endpointCalls: Array<{ AppID?: string }> = [];
+  private readonly pending = new Map<string, (answer: { code: number }) => void>();
+  private readonly wss = new WebSocketServer({ noServer: true });
+
+  constructor(emulator: LarkEmulator, apps: Record<string, string>) {
+    emulator.route(
+      'POST',
+      '/callback/ws/endpoint',
+      (req) => {
+        const { AppID, AppSecret } = (req.body ?? {}) as { AppID?: string; AppSecret?: string };
+        this.endpointCalls.push({ AppID });
+        if (!AppID || apps[AppID] === undefined || apps[AppID] !== AppSecret) return larkError(200, 1000040343, 'app id or secret is invalid');
+        return {
+          body: {
+            code: 0,
+            msg: 'ok',
+            data: {
+              URL: `${emulator.url.replace('http', 'ws')}/ws?device_id=${randomUUID()}&service_id=${SERVICE_ID}`,
+              ClientConfig: { PingInterval: 120, ReconnectCount: -1, ReconnectInterval: 120, ReconnectNonce: 30 },
+            },
+          },
+        };
+      },
+      { auth: false },
+    );
+    emulator.server.on('upgrade', (req, socket, head) => {
+      if (!req.url?.startsWith('/ws')) return socket.destroy();
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+    });
+  }
+
+  /** Pushes an event down every connection; resolves with the client's answer. */
+  pushEvent(event: unknown): Promise<{ code: number }> {
+    const client = [...this.clients][0];
+    if (!client) return Promise.reject(new Error('no long connection is open'));
+    const messageId = randomUUID();
+    const frame: FrameData = {
+      SeqID: 1,
+      LogID: 1,
+      service: SERVICE_ID,
+      method: DATA,
+      headers: [
+        { key: 'type', value: 'event' },
+        { key: 'message_id', value: messageId },
+        { key: 'sum', value: '1' },
+        { key: 'seq', value: '0' },
+        { key: 'trace_id', value: randomUUID() },
+      ],
+      payload: new TextEncoder().encode(JSON.stringify(event)),
+    };
+    return new Promise((resolve) => {
+      this.pending.set(messageId, resolve);
+      client.send(Frame.encode(Frame.fromObject(frame)).finish());
+    });
+  }
+
+  close(): void {
+    for (const c of this.clients) c.terminate();
+    this.wss.close();
+  }
+
+  private accept(ws: WebSocket): void {
+    this.clients.add(ws);
+    ws.on('close', () => this.clients.delete(ws));
+    ws.on('message', (data: Buffer) => {
+      const frame = Frame.toObject(Frame.decode(data), { longs: Number, bytes: Buffer }) as FrameData;
+      const header = (k: string) => frame.headers?.find((h) => h.key === k)?.value;
+      if (frame.method === CONTROL && header('type') === 'ping') {
+        const pong = { ...frame, headers: [{ key: 'type', value: 'pong' }], payload: new TextEncoder().encode(JSON.stringify({ PingInterval: 120, ReconnectCount: -1, ReconnectInterval: 120, ReconnectNonce: 30 })) };
+        ws.send(Frame.encode(Frame.fromObject(pong)).finish());
+        return;
+      }
+      if (frame.method === DATA) {
+        const id = header('message_id');
+        const resolve = id ? this.pending.get(id) : undefined;
+        if (id && resolve) {
+          this.pending.delete(id);
+          resolve(JSON.parse(Buffer.from(frame.payload ?? []).toString('utf8')) as { code: number });
+        }
+      }
+    });
+  }
+}
