@@ -123,6 +123,31 @@ describe('an approval run, end to end', () => {
   });
 });
 
+describe('approvals that end without us', () => {
+  it('closes the run and its card when an approver rejects after the check passed', async () => {
+    h = await startHarness();
+    h.newInstance('INST-14');
+    await h.pendingAt('INST-14', 't-check', 'check_node');
+    await h.waitForRun('INST-14', (r) => r.steps.at(-1)?.step === 'waiting_approvers');
+    // A manager rejects in Lark: Lark pushes that task's REJECTED status.
+    const inst = h.approval.instances.get('INST-14')!;
+    inst.task_list.push({ id: 't-manager', user_id: 'manager1', status: 'REJECTED', node_name: 'Manager' });
+    inst.status = 'REJECTED';
+    const { approvalTaskEvent, sendLarkEvent } = await import('./lark-emulator/event-sender.js');
+    await sendLarkEvent(
+      `${h.app.url}/api/v1/lark/callback`,
+      approvalTaskEvent({ token: VERIFICATION_TOKEN, appId: APP_ID, approvalCode: APPROVAL_CODE, instanceCode: 'INST-14', taskId: 't-manager', userId: 'manager1', status: 'REJECTED' }),
+      { encryptKey: ENCRYPT_KEY },
+    );
+    const run = await h.waitForRun('INST-14', (r) => r.status === 'failed');
+    expect(run.steps.at(-1)).toMatchObject({ step: 'failed', detail: 'rejected by an approver' });
+    expect(h.app.deps.store.collection('runs').live()).toHaveLength(0); // archived, not live
+    expect(cardText()).toContain('rejected by an approver');
+    expect(cardText()).not.toContain('Retry');
+    expect(h.business.calls).toHaveLength(1); // execute never ran
+  });
+});
+
 describe('nodes', () => {
   it('ignores assistant tasks at other nodes, then handles the instance at its execute node', async () => {
     h = await startHarness();

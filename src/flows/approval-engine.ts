@@ -48,7 +48,15 @@ export class ApprovalEngine {
 
   /** Records a task event durably (Lark may then get its 200) and schedules the work. */
   async acceptTaskEvent(ev: TaskEvent): Promise<'queued' | 'ignored' | 'duplicate'> {
-    if (ev.status !== 'PENDING') return 'ignored';
+    if (ev.status !== 'PENDING') {
+      // Lark pushes REJECTED (an approver said no) or DONE (withdrawn, deleted) for other tasks:
+      // a run waiting on approvers is then closed instead of staying in the live set forever.
+      if (ev.status === 'REJECTED' || ev.status === 'DONE') {
+        const run = await this.o.runs.get(ev.instanceCode);
+        if (run?.status === 'active') this.schedule(run.id, () => this.closeIfEnded(run.id));
+      }
+      return 'ignored';
+    }
     if (this.o.assistantUserId && ev.userId !== this.o.assistantUserId && ev.openId !== this.o.assistantUserId) return 'ignored';
     const flow = this.o.flows.approvalFlowFor(ev.approvalCode);
     if (!flow) {
@@ -140,11 +148,11 @@ export class ApprovalEngine {
     while (this.chains.size) await Promise.all([...this.chains.values()]);
   }
 
-  private schedule(runId: string): void {
+  private schedule(runId: string, work: () => Promise<void> = () => this.advance(runId)): void {
     if (this.stopped) return;
     const previous = this.chains.get(runId) ?? Promise.resolve();
     const next = previous
-      .then(() => this.advance(runId))
+      .then(work)
       .catch((err: unknown) => this.o.logger.error({ err, runId }, 'approval run step failed; it resumes on the next event or restart'))
       .finally(() => {
         if (this.chains.get(runId) === next) this.chains.delete(runId);
@@ -173,6 +181,24 @@ export class ApprovalEngine {
       if (s.state === 'decided') await this.act(run, flow, stage, s);
       if (run.status !== 'active') break;
     }
+  }
+
+  /** Closes a run whose approval ended in Lark without us (rejected by an approver, withdrawn). */
+  private async closeIfEnded(runId: string): Promise<void> {
+    const run = await this.o.runs.get(runId);
+    if (!run || run.status !== 'active' || run.inbox.length) return;
+    const busy = STAGES.some((s) => run.stages[s] && run.stages[s]!.state !== 'acted');
+    if (busy) return; // our own stage is still working; it finds the task closed when it acts
+    const instance = await this.o.approvals.getInstance(run.instanceCode);
+    if (instance.status === 'PENDING' || instance.status === 'APPROVED') return;
+    const why = instance.status === 'REJECTED' ? 'rejected by an approver' : instance.status === 'CANCELED' ? 'withdrawn by the applicant' : `approval ${instance.status.toLowerCase()}`;
+    run.status = 'failed';
+    run.error = why;
+    this.step(run, 'failed', why);
+    await this.save(run);
+    const flow = this.flowOf(run);
+    if (flow) await this.updateCard(run, flow);
+    await this.o.runs.archive(run);
   }
 
   private async lookUpNewTasks(run: Run, flow: ApprovalFlow): Promise<void> {
