@@ -38,6 +38,7 @@ function eventRequest() {
 }
 
 async function load(url: string) {
+  await autocannon({ url, connections: CONNECTIONS, duration: 2, requests: [eventRequest() as never] }); // warm-up, not measured
   const r = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS, requests: [eventRequest() as never] });
   return { rps: Math.round(r.requests.average), p99: r.latency.p99, non2xx: r.non2xx };
 }

@@ -44,6 +44,8 @@ interface Load {
 }
 
 async function load(url: string, opts: { method?: 'GET' | 'POST'; body?: string; headers?: Record<string, string> } = {}): Promise<Load> {
+  // Warm-up (not measured): JIT and connection set-up count for neither side.
+  await autocannon({ url, connections: CONNECTIONS, duration: 2, method: opts.method ?? 'GET', body: opts.body, headers: opts.headers });
   const result = await autocannon({
     url,
     connections: CONNECTIONS,

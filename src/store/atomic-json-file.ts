@@ -1,4 +1,4 @@
-import { open, rename, mkdir, readFile } from 'node:fs/promises';
+import { open, rename, mkdir, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import type { Adapter } from 'lowdb';
 
@@ -9,6 +9,7 @@ import type { Adapter } from 'lowdb';
  */
 export class AtomicJsonFile<T> implements Adapter<T> {
   private readonly tmp: string;
+  private dirReady = false;
   constructor(private readonly file: string) {
     this.tmp = join(dirname(file), `.${basename(file)}.tmp`);
   }
@@ -27,7 +28,10 @@ export class AtomicJsonFile<T> implements Adapter<T> {
   async write(data: T): Promise<void> {
     // Serialise synchronously so the snapshot is the state at the moment write() was called.
     const text = JSON.stringify(data);
-    await mkdir(dirname(this.file), { recursive: true });
+    if (!this.dirReady) {
+      await mkdir(dirname(this.file), { recursive: true });
+      this.dirReady = true;
+    }
     const fh = await open(this.tmp, 'w');
     try {
       await fh.writeFile(text, 'utf8');
@@ -40,13 +44,26 @@ export class AtomicJsonFile<T> implements Adapter<T> {
   }
 }
 
+// Open directory handles, reused across writes: an fsync per write, not an open/fsync/close.
+const dirHandles = new Map<string, Promise<FileHandle>>();
+const MAX_DIR_HANDLES = 16;
+
 async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+  let handle = dirHandles.get(dir);
+  if (!handle) {
+    handle = open(dir, 'r');
+    dirHandles.set(dir, handle);
+    if (dirHandles.size > MAX_DIR_HANDLES) {
+      const [oldest, fh] = dirHandles.entries().next().value as [string, Promise<FileHandle>];
+      dirHandles.delete(oldest);
+      void fh.then((h) => h.close()).catch(() => undefined);
+    }
+  }
   try {
-    await fh.sync();
+    await (await handle).sync();
   } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
-  } finally {
-    await fh.close();
+    // Some filesystems refuse fsync on a directory, or the directory was removed (pruned day);
+    // the rename is still atomic. Drop the handle so a later write opens a fresh one.
+    dirHandles.delete(dir);
   }
 }
