@@ -1,50 +1,31 @@
-import { createHash } from 'node:crypto';
-import type { Clock } from '../clock.js';
-import { Conflict, NotFound } from '../errors.js';
-import type { ApprovalApi, ApprovalTask } from '../lark/approval.js';
-import { renderCard } from '../lark/card-template.js';
+import { Conflict } from '../errors.js';
 import type { ApprovalTaskEvent } from '../lark/event-intake.js';
-import type { Messenger } from '../lark/messages.js';
-import type { Logger } from '../log.js';
-import type { RecordCollection } from '../store/store.js';
-import type { UpstreamClient } from '../upstream/client.js';
-import { callBusiness, type BusinessResult } from './business-call.js';
-import type { FlowRegistry } from './flow-registry.js';
-import type { ApprovalFlow, Stage } from './flow-schema.js';
-import { FieldMappingError, mapFormFields } from './map-fields.js';
-import { failedStageOf, progressCardVars } from './progress-card.js';
-import type { Run, StageRun, StepName } from './run.js';
+import type { BusinessResult } from './business-call.js';
+import type { Stage } from './flow-schema.js';
+import { CallbackTimers } from './callback-timers.js';
+import { failedStageOf } from './progress-card.js';
+import { RunStory, STAGES, verdict, type RunDeps } from './approval-run.js';
+import type { Run } from './run.js';
 
 export type TaskEvent = ApprovalTaskEvent;
 
-export interface EngineOptions {
-  runs: RecordCollection<Run>;
-  flows: FlowRegistry;
-  approvals: ApprovalApi;
-  messenger: Messenger;
-  upstream: UpstreamClient;
-  clock: Clock;
-  logger: Logger;
-  assistantUserId?: string;
-  publicBaseUrl: string;
-  templatesDir: string;
-  approvalLink: (instanceCode: string) => string;
-}
+export type EngineOptions = RunDeps;
 
-const STAGES: Stage[] = ['check', 'execute'];
 
 /**
- * Runs approvals through their flow. Each run is one story, read top to bottom in `advance`:
- * look up new tasks → map the form → call the business API → record the verdict → act in Lark
- * → update the card. Every step is persisted before the next starts, and steps on one run are
- * serialised, so a repeated event, callback or restart does not repeat a side effect.
+ * The way in for approval work: task events, async callbacks, the Retry button, restarts.
+ * Each run's steps (approval-run.ts) are serialised per run, so a repeated event, callback or
+ * restart does not repeat a side effect.
  */
 export class ApprovalEngine {
   private readonly chains = new Map<string, Promise<void>>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new CallbackTimers();
+  private readonly story: RunStory;
   private stopped = false;
 
-  constructor(private readonly o: EngineOptions) {}
+  constructor(private readonly o: EngineOptions) {
+    this.story = new RunStory(o, this.timers, (runId) => this.schedule(runId));
+  }
 
   /** Records a task event durably (Lark may then get its 200) and schedules the work. */
   async acceptTaskEvent(ev: TaskEvent): Promise<'queued' | 'ignored' | 'duplicate'> {
@@ -53,7 +34,7 @@ export class ApprovalEngine {
       // a run waiting on approvers is then closed instead of staying in the live set forever.
       if (ev.status === 'REJECTED' || ev.status === 'DONE') {
         const run = await this.o.runs.get(ev.instanceCode);
-        if (run?.status === 'active') this.schedule(run.id, () => this.closeIfEnded(run.id));
+        if (run?.status === 'active') this.schedule(run.id, () => this.story.closeIfEnded(run.id));
       }
       return 'ignored';
     }
@@ -67,7 +48,7 @@ export class ApprovalEngine {
     if (existing && (existing.inbox.includes(ev.taskId) || STAGES.some((s) => existing.stages[s]?.taskId === ev.taskId))) {
       return 'duplicate';
     }
-    const now = this.isoNow();
+    const now = new Date(this.o.clock.now()).toISOString();
     const run: Run = existing ?? {
       id: ev.instanceCode,
       flowId: flow.id,
@@ -97,8 +78,8 @@ export class ApprovalEngine {
     if (s.state !== 'waiting_callback') throw new Conflict(`ticket ${run.id} is not waiting for a ${stage} callback (state: ${s.state})`);
     s.decision = verdict(result);
     s.state = 'decided';
-    this.clearTimer(run.id, stage);
-    await this.save(run);
+    this.timers.clear(run.id, stage);
+    await this.story.save(run);
     this.schedule(run.id);
   }
 
@@ -110,7 +91,7 @@ export class ApprovalEngine {
   async retry(runId: string, stage: Stage, operatorOpenId: string | undefined): Promise<{ ok: boolean; message: string }> {
     const run = await this.o.runs.get(runId);
     if (!run) return { ok: false, message: 'This request is no longer known to lark-bridge.' };
-    const flow = this.flowOf(run);
+    const flow = this.story.flowOf(run);
     if (!flow) return { ok: false, message: `Flow ${run.flowId} is not loaded.` };
     if (!operatorOpenId || !flow.notify?.retryBy.includes(operatorOpenId)) return { ok: false, message: 'You are not allowed to retry this request.' };
     if (failedStageOf(run) !== stage) return { ok: false, message: `The ${stage} stage has not failed; nothing to retry.` };
@@ -120,7 +101,7 @@ export class ApprovalEngine {
     delete s.decision;
     run.status = 'active';
     delete run.error;
-    await this.save(run);
+    await this.story.save(run);
     this.schedule(run.id);
     return { ok: true, message: `Retrying ${stage}…` };
   }
@@ -139,7 +120,7 @@ export class ApprovalEngine {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clearAll();
     await Promise.all([...this.chains.values()]);
   }
 
@@ -148,7 +129,7 @@ export class ApprovalEngine {
     while (this.chains.size) await Promise.all([...this.chains.values()]);
   }
 
-  private schedule(runId: string, work: () => Promise<void> = () => this.advance(runId)): void {
+  private schedule(runId: string, work: () => Promise<void> = () => this.story.advance(runId)): void {
     if (this.stopped) return;
     const previous = this.chains.get(runId) ?? Promise.resolve();
     const next = previous
@@ -160,233 +141,4 @@ export class ApprovalEngine {
     this.chains.set(runId, next);
   }
 
-  /** The story of a run. Each step persists before the next one starts. */
-  private async advance(runId: string): Promise<void> {
-    const run = await this.o.runs.get(runId);
-    if (!run || run.status !== 'active') return;
-    const flow = this.flowOf(run);
-    if (!flow) {
-      this.o.logger.warn({ runId, flow: run.flowId }, 'flow not loaded; the run waits');
-      return;
-    }
-    await this.lookUpNewTasks(run, flow);
-    if (run.status !== 'active') return;
-    if (!run.cardMessageId) await this.updateCard(run, flow);
-
-    for (const stage of STAGES) {
-      const s = run.stages[stage];
-      if (!s || s.state === 'acted') continue;
-      if (s.state === 'pending' || s.state === 'calling') await this.callStage(run, flow, stage, s);
-      if (s.state === 'waiting_callback') this.armCallbackTimer(run, stage, s);
-      if (s.state === 'decided') await this.act(run, flow, stage, s);
-      if (run.status !== 'active') break;
-    }
-  }
-
-  /** Closes a run whose approval ended in Lark without us (rejected by an approver, withdrawn). */
-  private async closeIfEnded(runId: string): Promise<void> {
-    const run = await this.o.runs.get(runId);
-    if (!run || run.status !== 'active' || run.inbox.length) return;
-    const busy = STAGES.some((s) => run.stages[s] && run.stages[s]!.state !== 'acted');
-    if (busy) return; // our own stage is still working; it finds the task closed when it acts
-    const instance = await this.o.approvals.getInstance(run.instanceCode);
-    if (instance.status === 'PENDING' || instance.status === 'APPROVED') return;
-    const why = instance.status === 'REJECTED' ? 'rejected by an approver' : instance.status === 'CANCELED' ? 'withdrawn by the applicant' : `approval ${instance.status.toLowerCase()}`;
-    run.status = 'failed';
-    run.error = why;
-    this.step(run, 'failed', why);
-    await this.save(run);
-    const flow = this.flowOf(run);
-    if (flow) await this.updateCard(run, flow);
-    await this.o.runs.archive(run);
-  }
-
-  private async lookUpNewTasks(run: Run, flow: ApprovalFlow): Promise<void> {
-    if (run.inbox.length === 0) return;
-    const instance = await this.o.approvals.getInstance(run.instanceCode);
-    run.serialNumber = instance.serialNumber;
-    run.applicant = { userId: instance.userId, openId: instance.openId };
-    for (const taskId of run.inbox) {
-      const task = instance.tasks.find((t) => t.id === taskId);
-      const stage = task && stageOf(flow, task);
-      if (!task || !stage || task.status !== 'PENDING' || run.stages[stage]) continue;
-      run.stages[stage] = { taskId, state: 'pending', retries: 0 };
-      if (run.fields === undefined) {
-        try {
-          run.fields = mapFormFields(instance.form, flow.fields);
-        } catch (err) {
-          if (!(err instanceof FieldMappingError)) throw err;
-          run.fields = {};
-          run.stages[stage]!.decision = { approve: false, comment: `The request cannot be processed: ${err.message}`, error: err.message };
-          run.stages[stage]!.state = 'decided';
-        }
-      }
-    }
-    run.inbox = [];
-    if (!STAGES.some((s) => run.stages[s])) {
-      run.status = 'ignored'; // a task of ours, but not at a node this flow handles
-      await this.o.runs.archive(run);
-      return;
-    }
-    await this.save(run);
-  }
-
-  private async callStage(run: Run, flow: ApprovalFlow, stage: Stage, s: StageRun): Promise<void> {
-    const spec = flow[stage]!;
-    if (s.state === 'pending') {
-      this.step(run, stage === 'check' ? 'checking' : 'executing', s.retries ? `retry ${s.retries}` : undefined);
-      s.state = 'calling';
-      await this.save(run);
-      await this.updateCard(run, flow);
-    }
-    const outcome = await callBusiness(
-      this.o.upstream,
-      this.o.clock,
-      spec,
-      flow.secret,
-      {
-        ticket_id: run.instanceCode,
-        flow: flow.id,
-        stage,
-        fields: run.fields ?? {},
-        applicant: { user_id: run.applicant.userId, open_id: run.applicant.openId },
-        ...(spec.mode === 'async' ? { callback_url: `${this.o.publicBaseUrl}/api/v1/lark/${stage}/callback` } : {}),
-      },
-      `${run.instanceCode}:${stage}:${s.taskId}:${s.retries}`,
-    );
-    if (outcome.kind === 'accepted') {
-      s.state = 'waiting_callback';
-      s.callbackDeadline = this.o.clock.now() + spec.callbackTimeoutMs;
-    } else if (outcome.kind === 'result') {
-      s.decision = verdict(outcome.result);
-      s.state = 'decided';
-    } else {
-      s.decision = {
-        approve: false,
-        comment: `The ${stage} service could not be reached (${outcome.attempts} tries): ${outcome.error}. Nothing was approved.`,
-        error: `service unreachable: ${outcome.error}`,
-      };
-      s.state = 'decided';
-    }
-    await this.save(run);
-  }
-
-  private armCallbackTimer(run: Run, stage: Stage, s: StageRun): void {
-    const key = `${run.id}:${stage}`;
-    if (this.timers.has(key)) return;
-    const delay = Math.max(0, (s.callbackDeadline ?? 0) - this.o.clock.now());
-    const timer = setTimeout(() => {
-      this.timers.delete(key);
-      void this.expireCallback(run.id, stage);
-    }, delay);
-    timer.unref();
-    this.timers.set(key, timer);
-  }
-
-  private async expireCallback(runId: string, stage: Stage): Promise<void> {
-    const run = await this.o.runs.get(runId);
-    const s = run?.stages[stage];
-    if (!run || !s || s.state !== 'waiting_callback') return;
-    const flow = this.flowOf(run);
-    const waited = flow?.[stage]?.callbackTimeoutMs ?? 0;
-    s.decision = { approve: false, comment: `The ${stage} service did not report back within ${Math.round(waited / 1000)} s. Nothing was approved.`, error: 'no callback in time' };
-    s.state = 'decided';
-    await this.save(run);
-    this.schedule(run.id);
-  }
-
-  private clearTimer(runId: string, stage: Stage): void {
-    const key = `${runId}:${stage}`;
-    clearTimeout(this.timers.get(key));
-    this.timers.delete(key);
-  }
-
-  /** Tells Lark the verdict, once: a task that is no longer PENDING was already acted on. */
-  private async act(run: Run, flow: ApprovalFlow, stage: Stage, s: StageRun): Promise<void> {
-    const decision = s.decision!;
-    const instance = await this.o.approvals.getInstance(run.instanceCode);
-    const task = instance.tasks.find((t) => t.id === s.taskId);
-    let note: string | undefined;
-    if (task?.status === 'PENDING') {
-      const action = { approvalCode: run.approvalCode, instanceCode: run.instanceCode, taskId: s.taskId, userId: task.userId ?? this.o.assistantUserId ?? '', comment: decision.comment };
-      if (decision.approve) await this.o.approvals.approve(action);
-      else await this.o.approvals.reject(action);
-    } else {
-      note = `approval already ${task?.status?.toLowerCase() ?? 'closed'} in Lark`;
-    }
-    s.state = 'acted';
-    if (stage === 'check') {
-      if (decision.approve) {
-        this.step(run, 'check_passed', decision.comment || note);
-        if (flow.execute) this.step(run, 'waiting_approvers');
-        else run.status = 'done';
-      } else {
-        this.step(run, 'check_failed', decision.error ?? decision.comment);
-        run.status = 'failed';
-        run.error = decision.error ?? decision.comment;
-      }
-    } else if (decision.approve) {
-      this.step(run, 'done', decision.comment || note);
-      run.status = 'done';
-    } else {
-      this.step(run, 'failed', decision.error ?? decision.comment);
-      run.status = 'failed';
-      run.error = decision.error ?? decision.comment;
-    }
-    await this.save(run);
-    await this.updateCard(run, flow);
-    if (run.status !== 'active') await this.o.runs.archive(run);
-  }
-
-  /** Sends the run's one card on its first step, then patches that same card. Never fails a run. */
-  private async updateCard(run: Run, flow: ApprovalFlow): Promise<void> {
-    if (!flow.notify) return;
-    try {
-      const card = await renderCard(this.o.templatesDir, flow.notify.template, progressCardVars(run, flow, this.o.approvalLink(run.instanceCode)));
-      if (run.cardMessageId) {
-        await this.o.messenger.patchCard(run.cardMessageId, card);
-      } else {
-        // A uuid derived from the run: a resend after a crash is dropped by Lark, not a second card.
-        const uuid = createHash('sha256').update(`card:${run.id}`).digest('hex').slice(0, 32);
-        const { messageId } = await this.o.messenger.sendToChat(flow.notify.chatId, 'interactive', card, uuid);
-        run.cardMessageId = messageId;
-        await this.save(run);
-      }
-    } catch (err) {
-      this.o.logger.error({ err, runId: run.id }, 'progress card could not be sent or updated');
-    }
-  }
-
-  private step(run: Run, step: StepName, detail?: string): void {
-    run.steps.push({ at: this.isoNow(), step, ...(detail ? { detail } : {}) });
-  }
-
-  private async save(run: Run): Promise<void> {
-    run.updatedAt = this.isoNow();
-    await this.o.runs.put(run);
-  }
-
-  private flowOf(run: Run): ApprovalFlow | undefined {
-    return this.o.flows.approvalFlowFor(run.approvalCode);
-  }
-
-  private isoNow(): string {
-    return new Date(this.o.clock.now()).toISOString();
-  }
 }
-
-function stageOf(flow: ApprovalFlow, task: ApprovalTask): Stage | undefined {
-  for (const stage of STAGES) {
-    const node = flow.nodes[stage];
-    if (node && (task.nodeName === node || task.customNodeId === node || task.nodeId === node)) return stage;
-  }
-  return undefined;
-}
-
-function verdict(result: BusinessResult): { approve: boolean; comment: string; error?: string } {
-  if (result.result) return { approve: true, comment: result.msg || 'OK' };
-  const reason = result.error || result.msg || 'refused by the business system';
-  return { approve: false, comment: reason, error: reason };
-}
-
-export const NOT_FOUND_TICKET = (id: string) => new NotFound(`unknown ticket ${id}`);

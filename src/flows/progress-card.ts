@@ -1,4 +1,7 @@
-import type { CardVars } from '../lark/card-template.js';
+import { createHash } from 'node:crypto';
+import { renderCard, type CardVars } from '../lark/card-template.js';
+import type { Messenger } from '../lark/messages.js';
+import type { Logger } from '../log.js';
 import type { ApprovalFlow, Stage } from './flow-schema.js';
 import { STEP_LABELS, type Run } from './run.js';
 
@@ -53,4 +56,34 @@ function formatValue(v: unknown): string {
   if (Array.isArray(v)) return v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(', ');
   if (v && typeof v === 'object') return JSON.stringify(v);
   return String(v);
+}
+
+export interface CardDeps {
+  messenger: Messenger;
+  templatesDir: string;
+  logger: Logger;
+  approvalLink: (instanceCode: string) => string;
+}
+
+/**
+ * Sends the run's one card on its first step, then patches that same card. Answers true when a
+ * card was just sent (the run now holds its message id and must be saved). A card failure is
+ * logged and never fails the run.
+ */
+export async function syncProgressCard(run: Run, flow: ApprovalFlow, d: CardDeps): Promise<boolean> {
+  if (!flow.notify) return false;
+  try {
+    const card = await renderCard(d.templatesDir, flow.notify.template, progressCardVars(run, flow, d.approvalLink(run.instanceCode)));
+    if (run.cardMessageId) {
+      await d.messenger.patchCard(run.cardMessageId, card);
+      return false;
+    }
+    // A uuid derived from the run: a resend after a crash is dropped by Lark, not a second card.
+    const uuid = createHash('sha256').update(`card:${run.id}`).digest('hex').slice(0, 32);
+    run.cardMessageId = (await d.messenger.sendToChat(flow.notify.chatId, 'interactive', card, uuid)).messageId;
+    return true;
+  } catch (err) {
+    d.logger.error({ err, runId: run.id }, 'progress card could not be sent or updated');
+    return false;
+  }
 }

@@ -10,7 +10,7 @@ export class LarkRateLimiter {
   private readonly perKey = new Map<string, PQueue>();
 
   constructor(
-    private readonly appPerSecond = 50,
+    appPerSecond = 50,
     private readonly keyPerSecond = 5,
   ) {
     this.app = new PQueue({ intervalCap: appPerSecond, interval: 1000 });

@@ -28,7 +28,7 @@ export class ApprovalEmulation {
   readonly instances = new Map<string, EmulatedInstance>();
   readonly subscriptions = new Set<string>();
 
-  constructor(private readonly emulator: LarkEmulator) {
+  constructor(emulator: LarkEmulator) {
     // https://open.feishu.cn/document/server-docs/approval-v4/instance/get
     emulator.route('GET', '/open-apis/approval/v4/instances/:instance_id', (req) => {
       const inst = this.instances.get(req.params.instance_id!);
