@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   const address = server.address();
   const where = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
   logger.info({ dataDir: config.dataDir, resumedJobs: resumed, resumedRuns, flows: deps.flows.all().length }, `lark-bridge listening on ${where}`);
-  for (const line of describeFeatures(config)) logger.info(line);
+  for (const line of describeFeatures(config)) (line.includes('WARNING') ? logger.warn(line) : logger.info(line));
 
   const pruner = setInterval(() => {
     deps.store.prune(Date.now()).catch((err: unknown) => logger.error({ err }, 'prune failed'));
