@@ -162,6 +162,21 @@ describe('nodes', () => {
   });
 });
 
+describe('answering Lark in time', () => {
+  it('answers the event at once even when the business API is slow; the work runs after', async () => {
+    h = await startHarness();
+    h.business.handler = (c) => ({ status: 200, body: { ticket_id: c.body.ticket_id, result: true, msg: 'slow ok' }, delayMs: 800 }); // the flow's timeout is 1000 ms
+    h.newInstance('INST-15');
+    const started = Date.now();
+    const res = await h.pendingAt('INST-15', 't1', 'check_node');
+    expect(res.status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(500); // Lark redelivers after ~3 s without a 200
+    expect(approves()).toHaveLength(0);
+    await h.waitForRun('INST-15', (r) => r.stages.check?.state === 'acted');
+    expect(approves()[0]!.body.comment).toBe('slow ok');
+  });
+});
+
 describe('idempotency', () => {
   it('calls the business API once and approves once when Lark redelivers an event 5 times', async () => {
     h = await startHarness();
