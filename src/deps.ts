@@ -2,7 +2,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import type { AppDeps } from './app.js';
 import type { Job } from './jobs/job.js';
-import { createUpstreamClient, type UpstreamClient } from './upstream/client.js';
+import { createUpstreamClient } from './upstream/client.js';
 import { TaskSyncWorker } from './jobs/worker.js';
 import { ApprovalEngine } from './flows/approval-engine.js';
 import { FlowRegistry } from './flows/flow-registry.js';
@@ -17,13 +17,8 @@ import { openJsonFileStore } from './store/json-file-store.js';
 
 const DAY = 86_400_000;
 
-export interface RuntimeDeps extends AppDeps {
-  upstream: UpstreamClient;
-  flows: FlowRegistry;
-}
-
 /** The one place where real implementations are chosen; tests build AppDeps with fakes instead. */
-export async function createDeps(config: Config, logger: Logger, clock: Clock = systemClock): Promise<RuntimeDeps> {
+export async function createDeps(config: Config, logger: Logger, clock: Clock = systemClock): Promise<AppDeps> {
   const store = await openJsonFileStore({
     dir: config.dataDir,
     clock,

@@ -7,10 +7,6 @@ import { failedStageOf } from './progress-card.js';
 import { RunStory, STAGES, verdict, type RunDeps } from './approval-run.js';
 import type { Run } from './run.js';
 
-export type TaskEvent = ApprovalTaskEvent;
-
-export type EngineOptions = RunDeps;
-
 
 /**
  * The way in for approval work: task events, async callbacks, the Retry button, restarts.
@@ -23,12 +19,12 @@ export class ApprovalEngine {
   private readonly story: RunStory;
   private stopped = false;
 
-  constructor(private readonly o: EngineOptions) {
+  constructor(private readonly o: RunDeps) {
     this.story = new RunStory(o, this.timers, (runId) => this.schedule(runId));
   }
 
   /** Records a task event durably (Lark may then get its 200) and schedules the work. */
-  async acceptTaskEvent(ev: TaskEvent): Promise<'queued' | 'ignored' | 'duplicate'> {
+  async acceptTaskEvent(ev: ApprovalTaskEvent): Promise<'queued' | 'ignored' | 'duplicate'> {
     if (ev.status !== 'PENDING') {
       // Lark pushes REJECTED (an approver said no) or DONE (withdrawn, deleted) for other tasks:
       // a run waiting on approvers is then closed instead of staying in the live set forever.

@@ -71,10 +71,6 @@ export class TaskSyncWorker {
     });
   }
 
-  get pending(): number {
-    return this.queue.size + this.queue.pending + this.retriesWaiting + this.recording;
-  }
-
   /** Stops taking work, lets running calls finish (up to graceMs); unfinished records stay for resume(). */
   async stop(graceMs: number): Promise<void> {
     this.stopping.abort();

@@ -116,12 +116,8 @@ export function larkIntakeRoutes(o: IntakeOptions, dispatcher: lark.EventDispatc
     }
     if (o.encryptKey) verifyLarkSignature(raw, signatureHeaders(ctx), o.encryptKey, o.clock.now());
     assertVerificationToken(event, o.verificationToken);
-    const id = eventIdOf(event);
-    if (!id) throw new BadRequest('event has neither header.event_id nor uuid');
-    if (o.seenEvents.get(id)) {
-      ctx.body = {};
-      return;
-    }
+    if (!eventIdOf(event)) throw new BadRequest('event has neither header.event_id nor uuid');
+    // A redelivered event id is dropped by the dispatcher's handlers (the long connection's too).
     await dispatcher.invoke(event, { needCheck: false });
     ctx.body = {};
   });

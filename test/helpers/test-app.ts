@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { createDeps, type RuntimeDeps } from '../../src/deps.js';
+import type { AppDeps } from '../../src/app.js';
+import { createDeps } from '../../src/deps.js';
 import { silentLogger } from '../../src/log.js';
 
 export const TOKEN = 'test-token-0123456789';
@@ -13,7 +14,7 @@ export const TOKEN = 'test-token-0123456789';
 export interface TestApp {
   url: string;
   dataDir: string;
-  deps: RuntimeDeps;
+  deps: AppDeps;
   /** Stops like SIGTERM does: worker drained, store flushed. */
   stop(): Promise<void>;
   /** Drops the server without draining anything, as a crash would (the data dir stays). */
@@ -52,25 +53,20 @@ export async function startTestApp(env: Record<string, string> = {}, dataDir?: s
       server.closeAllConnections();
       server.close(() => resolve());
     });
+  const shutDown = async (graceMs: number, flushStore: boolean) => {
+    deps.flows.close();
+    await deps.engine?.stop();
+    await deps.worker.stop(graceMs);
+    await closeServer();
+    if (flushStore) await deps.store.close();
+    await deps.upstream.close();
+  };
   return {
     url,
     dataDir: dir,
     deps,
-    async stop() {
-      deps.flows.close();
-      await deps.engine?.stop();
-      await deps.worker.stop(5_000);
-      await closeServer();
-      await deps.store.close();
-      await deps.upstream.close();
-    },
-    async crash() {
-      deps.flows.close();
-      await deps.engine?.stop();
-      await deps.worker.stop(0);
-      await closeServer();
-      await deps.upstream.close();
-    },
+    stop: () => shutDown(5_000, true),
+    crash: () => shutDown(0, false),
   };
 }
 

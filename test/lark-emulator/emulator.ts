@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -118,11 +118,6 @@ export class LarkEmulator {
 
   callsTo(method: string, pathPrefix: string): RecordedCall[] {
     return this.calls.filter((c) => c.method === method && c.path.startsWith(pathPrefix));
-  }
-
-  /** Expires every issued token, as if two hours had passed. */
-  expireTokens(): void {
-    this.tokens.clear();
   }
 
   private registerAuth(): void {
@@ -283,5 +278,3 @@ function validateContent(msgType: string, content: string): string | null {
 export async function startLarkEmulator(options: EmulatorOptions): Promise<LarkEmulator> {
   return new LarkEmulator(options).start();
 }
-
-export const newChatId = () => `oc_${randomUUID().replace(/-/g, '')}`;
