@@ -1,8 +1,8 @@
 import Koa from 'koa';
 import type { Clock } from './clock.js';
 import type { Config } from './config.js';
-import { requireBearer } from './http/auth.js';
-import { readBody } from './http/body.js';
+import { bearerToken } from './http/auth.js';
+import { listRoutes, routerFor, type Route, type RouteListing } from './http/route.js';
 import { renderErrors, type ErrorReporter } from './http/errors-middleware.js';
 import { healthRoutes, type ReadinessCheck } from './http/health-routes.js';
 import type { ApprovalEngine } from './flows/approval-engine.js';
@@ -52,9 +52,12 @@ export interface AppDeps {
 }
 
 /** Builds the Koa app from its parts. It does not listen: main.ts (or a test) does. */
-export function createApp(deps: AppDeps): Koa {
+/** The Koa app, with the list of its routes and their guards (tests enumerate it). */
+export type BridgeApp = Koa & { routes: RouteListing[] };
+
+export function createApp(deps: AppDeps): BridgeApp {
   const { config, logger, store } = deps;
-  const app = new Koa();
+  const app = new Koa() as BridgeApp;
   app.proxy = true; // nginx in front sets X-Forwarded-*
   app.silent = true; // errors are logged by renderErrors, not by Koa's default handler
 
@@ -71,28 +74,41 @@ export function createApp(deps: AppDeps): Koa {
     defaultTimeoutSec: config.taskSync.defaultTimeoutSec,
   });
 
-  const health = healthRoutes(store, [flowsReadiness(deps.flows)]);
-  const routers = [
-    taskSyncRoutes({ taskSync, schema, jobs, worker: deps.worker, connectTimeoutMs: config.taskSync.connectTimeoutMs }),
-    summaryRoutes({ messenger: deps.messenger, chats: config.chats }),
-    externalOptionsRoutes(deps.flows, deps.upstream),
+  const bearer = bearerToken(config.auth);
+  const routes = appRoutes(deps, taskSync, schema, bearer);
+  const router = routerFor(routes, config.bodyLimitBytes);
+  app.routes = listRoutes(routes);
+
+  app.use(requestIds(logger));
+  app.use(renderErrors(logger, deps.reportError ?? (() => undefined)));
+  app.use(router.routes()).use(router.allowedMethods());
+  return app;
+}
+
+/**
+ * Every route the service answers, each with the guard that authenticates it. Nothing outside
+ * this list is served: there is no path-prefix rule to get around.
+ */
+export function appRoutes(
+  deps: AppDeps,
+  taskSync: ReturnType<typeof createTaskSync>,
+  schema: ReturnType<typeof taskSyncRequestSchema>,
+  bearer: ReturnType<typeof bearerToken>,
+): Route[] {
+  const { config } = deps;
+  const routes: Route[] = [
+    ...healthRoutes(deps.store, [flowsReadiness(deps.flows)]),
+    ...taskSyncRoutes({ taskSync, schema, jobs: deps.store.collection<Job>('jobs'), worker: deps.worker, connectTimeoutMs: config.taskSync.connectTimeoutMs, bearer }),
+    ...summaryRoutes({ messenger: deps.messenger, chats: config.chats, bearer }),
+    ...externalOptionsRoutes(deps.flows, deps.upstream),
   ];
   const engine = deps.engine;
   if (engine) {
     const intake = intakeOptions(config, deps);
     const dispatcher = deps.dispatcher ?? createEventDispatcher(intake);
-    routers.push(larkIntakeRoutes(intake, dispatcher), businessCallbackRoutes(engine, deps.flows, deps.clock));
+    routes.push(...larkIntakeRoutes(intake, dispatcher), ...businessCallbackRoutes(engine, deps.flows, deps.clock));
   }
-  const auth = requireBearer(config.auth);
-
-  app.use(requestIds(logger));
-  app.use(renderErrors(logger, deps.reportError ?? (() => undefined)));
-  app.use(health.routes());
-  // Lark and business callbacks under /api/v1/lark/ are signed instead of carrying a bearer token.
-  app.use(async (ctx, next) => (ctx.path.startsWith('/api/') && !ctx.path.startsWith('/api/v1/lark/') ? auth(ctx, next) : next()));
-  app.use(readBody(config.bodyLimitBytes));
-  for (const r of routers) app.use(r.routes()).use(r.allowedMethods());
-  return app;
+  return routes;
 }
 
 /** How Lark events reach the engine: shared by the HTTP routes and the long connection. */

@@ -4,8 +4,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../src/clock.js';
 import { BatchedWriter } from '../src/store/batched-writer.js';
 import { openJsonFileStore } from '../src/store/json-file-store.js';
-import { createMemoryStore } from '../src/store/memory-store.js';
-import type { Store } from '../src/store/store.js';
 import { removeDir, tempDir } from './helpers/test-app.js';
 
 const DAY = 86_400_000;
@@ -92,7 +90,7 @@ describe('json-file store', () => {
     expect(again.archivedCount()).toBe(7);
     expect(await again.get('j0')).toEqual({ id: 'j0', n: 0 });
     expect(await again.get('j6')).toEqual({ id: 'j6', n: 6 });
-    expect(again.live().map((r) => r.id)).toEqual(['live']);
+    expect((await again.live()).map((r) => r.id)).toEqual(['live']);
   });
 
   it('heals a record left in both live and archive by a crash between the two writes', async () => {
@@ -104,8 +102,72 @@ describe('json-file store', () => {
     await jobs.archive({ id: 'x', n: 2 });
     await jobs.put({ id: 'x', n: 1 }); // simulate the live copy surviving
     const reopened = await openJsonFileStore({ dir: d, clock });
-    expect(reopened.collection<Rec>('jobs').live()).toEqual([]);
+    expect(await reopened.collection<Rec>('jobs').live()).toEqual([]);
     expect(await reopened.collection<Rec>('jobs').get('x')).toEqual({ id: 'x', n: 2 });
+  });
+
+  it('keeps a live record that is newer than its archived copy (brought back by a Retry)', async () => {
+    const d = await dir();
+    const clock = fakeClock();
+    const store = await openJsonFileStore({ dir: d, clock });
+    const runs = store.collection<Rec & { updatedAt: string }>('runs');
+    await runs.archive({ id: 'r', n: 1, updatedAt: '2026-11-20T00:00:00.000Z' });
+    await runs.put({ id: 'r', n: 2, updatedAt: '2026-11-20T00:00:01.000Z' }); // back to live, newer
+    await store.close();
+    const reopened = (await openJsonFileStore({ dir: d, clock })).collection<Rec & { updatedAt: string }>('runs');
+    expect((await reopened.live()).map((r) => r.n)).toEqual([2]);
+    expect(await reopened.get('r')).toMatchObject({ n: 2 });
+  });
+
+  it('answers the newest copy of a record archived twice', async () => {
+    const d = await dir();
+    const store = await openJsonFileStore({ dir: d, clock: fakeClock() });
+    const runs = store.collection<Rec>('runs');
+    await runs.archive({ id: 'r', n: 1 });
+    await runs.archive({ id: 'r', n: 2 });
+    expect(await runs.get('r')).toEqual({ id: 'r', n: 2 });
+    const reopened = (await openJsonFileStore({ dir: d, clock: fakeClock() })).collection<Rec>('runs');
+    expect(await reopened.get('r')).toEqual({ id: 'r', n: 2 });
+  });
+
+  it('treats prototype names as plain ids and keys', async () => {
+    const d = await dir();
+    const store = await openJsonFileStore({ dir: d, clock: fakeClock() });
+    const jobs = store.collection<Rec>('jobs');
+    for (const id of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) expect(await jobs.get(id)).toBeUndefined();
+    await jobs.put({ id: '__proto__', n: 7 });
+    expect(await jobs.get('__proto__')).toEqual({ id: '__proto__', n: 7 });
+    expect(await jobs.live()).toEqual([{ id: '__proto__', n: 7 }]);
+    const keys = store.keys<string>('k');
+    expect(await keys.get('constructor')).toBeUndefined();
+    expect(await keys.claim('__proto__', 'v', Date.now() + 1000)).toBe(true);
+    expect(await keys.get('__proto__')).toBe('v');
+    await store.close();
+    const reopened = await openJsonFileStore({ dir: d, clock: fakeClock() });
+    expect(await reopened.collection<Rec>('jobs').get('__proto__')).toEqual({ id: '__proto__', n: 7 });
+    expect(await reopened.keys<string>('k').get('__proto__')).toBe('v');
+  });
+
+  it('claims a key once: of concurrent claims exactly one wins, and an expired key can be claimed again', async () => {
+    const d = await dir();
+    const clock = fakeClock();
+    const store = await openJsonFileStore({ dir: d, clock });
+    const keys = store.keys<number>('events');
+    const results = await Promise.all([1, 2, 3, 4].map((n) => keys.claim('ev-1', n, clock.now() + 1000)));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect(await keys.get('ev-1')).toBe(results.indexOf(true) + 1);
+    clock.advance(1001);
+    expect(await keys.claim('ev-1', 9, clock.now() + 1000)).toBe(true);
+  });
+
+  it('gives a failed claim back, so a retry after the disk recovers can take it', async () => {
+    const d = await dir();
+    const store = await openJsonFileStore({ dir: d, clock: fakeClock() });
+    const keys = store.keys<number>('events');
+    await removeDir(d);
+    await writeFile(d, 'not a directory');
+    await expect(keys.claim('ev-2', 1, Date.now() + 1000)).rejects.toThrow();
+    expect(await keys.get('ev-2')).toBeUndefined();
   });
 
   it('prunes archived records by age and by count, segment by segment', async () => {
@@ -142,9 +204,9 @@ describe('json-file store', () => {
     const store = await openJsonFileStore({ dir: d, clock });
     const keys = store.keys<string>('idempotency');
     await keys.set('k', 'v', clock.now() + 1000);
-    expect(keys.get('k')).toBe('v');
+    expect(await keys.get('k')).toBe('v');
     clock.advance(1001);
-    expect(keys.get('k')).toBeUndefined();
+    expect(await keys.get('k')).toBeUndefined();
     expect((await store.prune(clock.now())).keysExpired).toBe(1);
     expect(keys.size()).toBe(0);
   });
@@ -157,21 +219,6 @@ describe('json-file store', () => {
     await writeFile(d, 'not a directory');
     await expect(store.collection<Rec>('jobs').put({ id: 'z', n: 0 })).rejects.toThrow();
     expect(await store.isWritable()).toBe(false);
-  });
-});
-
-describe('memory store', () => {
-  it('behaves like the file store for the operations the app uses', async () => {
-    const clock = fakeClock();
-    const store: Store = createMemoryStore(clock, { maxAgeMs: DAY, maxCount: 10 });
-    const jobs = store.collection<Rec>('jobs');
-    await jobs.put({ id: 'a', n: 1 });
-    expect(jobs.live()).toHaveLength(1);
-    await jobs.archive({ id: 'a', n: 2 });
-    expect(jobs.live()).toHaveLength(0);
-    expect(await jobs.get('a')).toEqual({ id: 'a', n: 2 });
-    clock.advance(2 * DAY);
-    expect((await store.prune(clock.now())).archivedRemoved).toBe(1);
   });
 });
 

@@ -105,7 +105,7 @@ export class ApprovalEngine {
   /** Picks up runs a crash or stop left in the middle. */
   async resume(): Promise<number> {
     let n = 0;
-    for (const run of this.o.runs.live()) {
+    for (const run of await this.o.runs.live()) {
       if (run.status === 'active') {
         this.schedule(run.id);
         n++;

@@ -1,8 +1,9 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { backoffDelay } from '../backoff.js';
 import type { Clock } from '../clock.js';
-import { Unauthorized } from '../errors.js';
+import { parseJsonOrUndefined } from '../json.js';
+import { safeEqual } from '../safe-equal.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import type { Stage, StageSpec } from './flow-schema.js';
 
@@ -38,13 +39,17 @@ export function signBody(secret: string, timestamp: string, raw: string | Buffer
   return createHmac('sha256', secret).update(`${timestamp}.`).update(raw).digest('hex');
 }
 
-export function verifyBodySignature(secret: string, timestamp: string | undefined, signature: string | undefined, raw: Buffer, nowMs: number): void {
-  if (!timestamp || !signature) throw new Unauthorized(`missing ${TIMESTAMP_HEADER} or ${SIGNATURE_HEADER}`);
+/** Why a business callback's signature headers are refused, or undefined when they are fine. */
+export function callbackTimestampProblem(timestamp: string | undefined, signature: string | undefined, nowMs: number): string | undefined {
+  if (!timestamp || !signature) return `missing ${TIMESTAMP_HEADER} or ${SIGNATURE_HEADER}`;
   const ts = Number(timestamp);
-  if (!Number.isInteger(ts) || Math.abs(nowMs / 1000 - ts) > CALLBACK_WINDOW_SEC) throw new Unauthorized('callback timestamp is outside the 5 minute window');
-  const expected = Buffer.from(signBody(secret, timestamp, raw), 'hex');
-  const given = Buffer.from(signature, 'hex');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new Unauthorized('callback signature does not verify');
+  if (!/^\d{1,12}$/.test(timestamp) || Math.abs(nowMs / 1000 - ts) > CALLBACK_WINDOW_SEC) return 'callback timestamp is outside the 5 minute window';
+  return undefined;
+}
+
+/** True when signature is the flow secret's HMAC of "<timestamp>.<raw body>" (constant time). */
+export function bodySignatureMatches(secret: string, timestamp: string, signature: string, raw: Buffer): boolean {
+  return safeEqual(signBody(secret, timestamp, raw), signature.toLowerCase());
 }
 
 /**
@@ -74,7 +79,7 @@ export async function callBusiness(
     );
     if (outcome.kind === 'success') {
       if (spec.mode === 'async') return { kind: 'accepted' };
-      const parsed = safeJson(outcome.response);
+      const parsed = parseJsonOrUndefined(outcome.response);
       const result = businessResultSchema.safeParse(parsed);
       if (result.success) return { kind: 'result', result: result.data };
       lastError = `malformed answer (expected {result, msg}): ${outcome.response.slice(0, 200)}`;
@@ -89,12 +94,4 @@ export async function callBusiness(
     if (attempt < attempts) await clock.sleep(backoffDelay(attempt, 200, 5_000));
   }
   return { kind: 'unreachable', error: lastError, attempts };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

@@ -1,32 +1,61 @@
-import { Router } from '@koa/router';
+import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
-import { BadRequest, NotFound } from '../errors.js';
-import { parseJsonBody } from '../http/body.js';
+import { InvalidInput, NotAuthenticated, NotFound } from '../errors.js';
+import { route, type Guard, type Route } from '../http/route.js';
 import type { ApprovalEngine } from './approval-engine.js';
-import { businessResultSchema, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyBodySignature } from './business-call.js';
+import { bodySignatureMatches, businessResultSchema, callbackTimestampProblem, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './business-call.js';
 import type { FlowRegistry } from './flow-registry.js';
+import type { ApprovalFlow, Stage } from './flow-schema.js';
 
 const callbackSchema = businessResultSchema.extend({ ticket_id: z.string().min(1, 'is required') });
+
+/**
+ * The `business-hmac` guard: the body must be signed with the secret of a loaded approval flow.
+ * It is checked before anything is looked up, so an unsigned caller learns nothing about which
+ * tickets exist. The flow whose secret verified is handed to the handler.
+ */
+export function businessHmac(flows: FlowRegistry, clock: Clock): Guard {
+  return {
+    name: 'business-hmac',
+    needsBody: true,
+    check(ctx: Context) {
+      const timestamp = ctx.get(TIMESTAMP_HEADER) || undefined;
+      const signature = ctx.get(SIGNATURE_HEADER) || undefined;
+      const problem = callbackTimestampProblem(timestamp, signature, clock.now());
+      if (problem) throw new NotAuthenticated(problem);
+      const raw = ctx.request.rawBody ?? Buffer.alloc(0);
+      const approvalFlows = flows.all().filter((f): f is ApprovalFlow => f.kind === 'approval');
+      // Every flow's secret is tried, so the time taken does not tell which flow matched.
+      let signedBy: ApprovalFlow | undefined;
+      for (const f of approvalFlows) if (bodySignatureMatches(f.secret, timestamp!, signature!, raw)) signedBy ??= f;
+      if (!signedBy) throw new NotAuthenticated('callback signature does not verify');
+      ctx.state.signedBy = signedBy;
+    },
+  };
+}
 
 /**
  * Async business results: POST /api/v1/lark/check/callback and /api/v1/lark/execute/callback,
  * signed like our calls (HMAC-SHA256 of "<timestamp>.<raw body>" with the flow's secret).
  */
-export function businessCallbackRoutes(engine: ApprovalEngine, flows: FlowRegistry, clock: Clock): Router {
-  const router = new Router();
-  router.post('/api/v1/lark/:stage/callback', async (ctx) => {
-    const stage = ctx.params.stage;
-    if (stage !== 'check' && stage !== 'execute') throw new NotFound(`no callback for stage "${stage}"`);
-    const body = parseJsonBody(ctx, callbackSchema);
-    const run = await engine.findRun(body.ticket_id);
-    if (!run) throw new NotFound(`unknown ticket ${body.ticket_id}`);
-    const flow = flows.approvalFlowFor(run.approvalCode);
-    if (!flow) throw new NotFound(`flow ${run.flowId} of ticket ${body.ticket_id} is not loaded`);
-    verifyBodySignature(flow.secret, ctx.get(TIMESTAMP_HEADER) || undefined, ctx.get(SIGNATURE_HEADER) || undefined, ctx.request.rawBody!, clock.now());
-    if (!run.stages[stage]) throw new BadRequest(`ticket ${body.ticket_id} has no ${stage} stage`);
-    await engine.acceptCallback(stage, run, body);
-    ctx.body = { status: 'accepted', ticket_id: body.ticket_id, stage };
-  });
-  return router;
+export function businessCallbackRoutes(engine: ApprovalEngine, flows: FlowRegistry, clock: Clock): Route[] {
+  const guard = businessHmac(flows, clock);
+  const forStage = (stage: Stage) =>
+    route({
+      method: 'POST',
+      path: `/api/v1/lark/${stage}/callback`,
+      guard,
+      body: callbackSchema,
+      async handler(ctx, body) {
+        const signedBy = ctx.state.signedBy as ApprovalFlow;
+        const run = await engine.findRun(body.ticket_id);
+        // A ticket of another flow is unknown to this flow's signer.
+        if (!run || run.flowId !== signedBy.id) throw new NotFound(`unknown ticket ${body.ticket_id}`);
+        if (!run.stages[stage]) throw new InvalidInput(`ticket ${body.ticket_id} has no ${stage} stage`);
+        await engine.acceptCallback(stage, run, body);
+        ctx.body = { status: 'accepted', ticket_id: body.ticket_id, stage };
+      },
+    });
+  return [forStage('check'), forStage('execute')];
 }

@@ -1,8 +1,9 @@
-import { timingSafeEqual } from 'node:crypto';
-import { Router } from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { NotFound, Unauthorized } from '../errors.js';
+import { NotAuthenticated, NotFound } from '../errors.js';
+import { route, type Guard, type Route } from '../http/route.js';
+import { parseJsonOrUndefined } from '../json.js';
+import { safeEqual } from '../safe-equal.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import type { FlowRegistry } from './flow-registry.js';
 import type { ApprovalFlow } from './flow-schema.js';
@@ -18,33 +19,51 @@ const optionsRequestSchema = z
     locale: z.string().optional(),
   })
   .passthrough();
+type OptionsRequest = z.infer<typeof optionsRequestSchema>;
 
 const itemsSchema = z.array(z.object({ id: z.string().min(1), text: z.string().min(1) }));
+
+function optionsRequest(ctx: Context): OptionsRequest {
+  const parsed = optionsRequestSchema.safeParse(ctx.request.jsonBody ?? Object.fromEntries(Object.entries(ctx.query)));
+  return parsed.success ? parsed.data : {};
+}
+
+/**
+ * The `options-token` guard: the request must carry the token the flow declares for this
+ * options source. A source without a token is a static list anyone may read.
+ */
+function optionsToken(flows: FlowRegistry): Guard {
+  return {
+    name: 'options-token',
+    needsBody: true,
+    check(ctx) {
+      const uri = ctx.params.uri as string;
+      const source = findSource(flows, uri);
+      if (!source) throw new NotFound(`no flow declares options "${uri}"`);
+      const request = optionsRequest(ctx);
+      if (source.token !== undefined && !safeEqual(String(request.token ?? ''), source.token)) throw new NotAuthenticated('options token does not match');
+      ctx.state.optionsSource = source;
+      ctx.state.optionsRequest = request;
+    },
+  };
+}
 
 /**
  * GET|POST /field/:uri — options for approval select widgets fed by an external data source.
  * Lark calls with a 3 s timeout and expects option ids with i18n texts:
  * {code: 0, msg, data: {result: {options: [{id, value: "@i18n@…", isDefault}], i18nResources, hasMore, nextPageToken}}}.
  */
-export function externalOptionsRoutes(flows: FlowRegistry, upstream: UpstreamClient): Router {
-  const router = new Router();
-  const handle = async (ctx: Context) => {
-    const uri = ctx.params.uri as string;
-    const source = findSource(flows, uri);
-    if (!source) throw new NotFound(`no flow declares options "${uri}"`);
-    const parsed = optionsRequestSchema.safeParse(ctx.request.jsonBody ?? Object.fromEntries(Object.entries(ctx.query)));
-    const request = parsed.success ? parsed.data : {};
-    if (source.token !== undefined) {
-      const a = Buffer.from(String(request.token ?? ''));
-      const b = Buffer.from(source.token);
-      if (a.length !== b.length || !timingSafeEqual(a, b)) throw new Unauthorized('options token does not match');
-    }
+export function externalOptionsRoutes(flows: FlowRegistry, upstream: UpstreamClient): Route[] {
+  const guard = optionsToken(flows);
+  const handler = async (ctx: Context) => {
+    const source = ctx.state.optionsSource as NonNullable<ReturnType<typeof findSource>>;
+    const request = ctx.state.optionsRequest as OptionsRequest;
     let items: Array<{ id: string; text: string }>;
     if ('items' in source) {
       items = source.items;
     } else {
       const outcome = await upstream.postJson(source.url, request, {}, source.timeoutMs, 256 * 1024);
-      const answer = outcome.kind === 'success' ? itemsSchema.safeParse(safeJson(outcome.response)) : undefined;
+      const answer = outcome.kind === 'success' ? itemsSchema.safeParse(parseJsonOrUndefined(outcome.response)) : undefined;
       if (!answer?.success) {
         // Lark shows the message to the user; keep answering its format rather than a bare 502.
         ctx.body = { code: 1, msg: `options source failed: ${outcome.kind === 'success' ? 'answer is not [{id, text}]' : outcome.error}` };
@@ -66,23 +85,13 @@ export function externalOptionsRoutes(flows: FlowRegistry, upstream: UpstreamCli
       },
     };
   };
-  router.get('/field/:uri', handle);
-  router.post('/field/:uri', handle);
-  return router;
+  return [route({ method: 'GET', path: '/field/:uri', guard, handler }), route({ method: 'POST', path: '/field/:uri', guard, handler })];
 }
 
 function findSource(flows: FlowRegistry, uri: string) {
   for (const f of flows.all()) {
-    const source = (f as ApprovalFlow).options?.[uri];
-    if (source) return source;
+    const options = (f as ApprovalFlow).options;
+    if (options && Object.hasOwn(options, uri)) return options[uri];
   }
   return undefined;
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

@@ -1,6 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Context, Next } from 'koa';
-import { Unauthorized } from '../errors.js';
+import { createHash } from 'node:crypto';
+import type { Context } from 'koa';
+import { safeEqual } from '../safe-equal.js';
+import { NotAuthenticated } from '../errors.js';
+import type { Guard } from './route.js';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
@@ -10,28 +12,32 @@ export interface AuthOptions {
 }
 
 /**
- * Bearer tokens for /api/*. Tokens are compared as SHA-256 digests with timingSafeEqual, so
- * neither content nor length leaks through timing. ctx.state.client names the token (by index)
- * so idempotency keys are scoped per client.
+ * The `bearer` guard for /api/* routes. Tokens are compared as SHA-256 digests in constant
+ * time, so neither content nor length leaks through timing. ctx.state.client names the caller
+ * by a digest prefix of its token (stable when API_TOKENS is reordered): jobs and idempotency
+ * keys belong to it.
  */
-export function requireBearer(options: AuthOptions) {
-  const known = options.tokens.map((t, i) => ({ hash: digest(t), client: `token#${i + 1}` }));
-  return async function authMiddleware(ctx: Context, next: Next): Promise<void> {
-    if (!options.enabled) {
-      ctx.state.client = 'anonymous';
-      return next();
-    }
-    if (known.length === 0) {
-      throw new Unauthorized('API_TOKENS is not set on the server: set API_TOKENS (or API_AUTH=off behind an allow-listing proxy)');
-    }
-    const header = ctx.get('authorization');
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match) throw new Unauthorized('send Authorization: Bearer <token>');
-    const given = digest(match[1]!);
-    let client: string | undefined;
-    for (const k of known) if (timingSafeEqual(k.hash, given)) client ??= k.client;
-    if (!client) throw new Unauthorized('bearer token is not valid');
-    ctx.state.client = client;
-    return next();
+export function bearerToken(options: AuthOptions): Guard {
+  const known = options.tokens.map((t) => ({ hash: digest(t), client: `token:${digest(t).toString('hex').slice(0, 12)}` }));
+  return {
+    name: 'bearer',
+    needsBody: false,
+    check(ctx: Context) {
+      if (!options.enabled) {
+        ctx.state.client = 'anonymous';
+        return;
+      }
+      if (known.length === 0) {
+        throw new NotAuthenticated('API_TOKENS is not set on the server: set API_TOKENS (or API_AUTH=off behind an allow-listing proxy)');
+      }
+      const match = /^Bearer +(\S+) *$/i.exec(ctx.get('authorization'));
+      if (!match) throw new NotAuthenticated('send Authorization: Bearer <token>');
+      const given = digest(match[1]!);
+      let client: string | undefined;
+      // Every token is compared, so the time taken does not say which one matched.
+      for (const k of known) if (safeEqual(k.hash, given)) client ??= k.client;
+      if (!client) throw new NotAuthenticated('bearer token is not valid');
+      ctx.state.client = client;
+    },
   };
 }

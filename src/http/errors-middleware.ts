@@ -1,8 +1,21 @@
 import type { Context, Next } from 'koa';
-import { AppError } from '../errors.js';
+import { AppError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 
 export type ErrorReporter = (err: unknown, ctx: Context) => void;
+
+/** How each domain error code is shown over HTTP. */
+export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
+  bad_request: 400,
+  unauthorized: 401,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  too_many_requests: 429,
+  upstream_failed: 502,
+  unavailable: 503,
+};
 
 /** The one place where an error becomes an HTTP answer: `{"error": {code, message, details}}`. */
 export function renderErrors(logger: Logger, report: ErrorReporter) {
@@ -17,10 +30,12 @@ export function renderErrors(logger: Logger, report: ErrorReporter) {
       }
     } catch (err) {
       if (err instanceof AppError) {
-        ctx.status = err.status;
-        if (err.headers) ctx.set(err.headers);
+        const status = HTTP_STATUS[err.code];
+        ctx.status = status;
+        if (err.code === 'unauthorized') ctx.set('WWW-Authenticate', 'Bearer');
+        if (err.retryAfterSec !== undefined) ctx.set('Retry-After', String(err.retryAfterSec));
         ctx.body = { error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } };
-        if (err.status >= 500) logger.error({ err, reqId: ctx.state.reqId }, err.message);
+        if (status >= 500) logger.error({ err, reqId: ctx.state.reqId }, err.message);
         return;
       }
       // koa/http-errors style (e.g. 405 from allowedMethods, aborted body reads)

@@ -1,4 +1,4 @@
-import { BadRequest } from '../errors.js';
+import { InvalidInput } from '../errors.js';
 
 interface Prefix {
   origin: string;
@@ -22,17 +22,17 @@ export function createUrlAllowList(prefixes: readonly string[]) {
     try {
       url = new URL(input);
     } catch {
-      throw new BadRequest(`webhookUrl: "${truncate(input)}" is not an absolute URL`);
+      throw new InvalidInput(`webhookUrl: "${truncate(input)}" is not an absolute URL`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new BadRequest(`webhookUrl: scheme "${url.protocol.replace(':', '')}" is not allowed; use http or https`);
+      throw new InvalidInput(`webhookUrl: scheme "${url.protocol.replace(':', '')}" is not allowed; use http or https`);
     }
     if (url.username || url.password) {
-      throw new BadRequest('webhookUrl: credentials in the URL are not allowed');
+      throw new InvalidInput('webhookUrl: credentials in the URL are not allowed');
     }
     const ok = parsed.some((p) => url.origin === p.origin && url.pathname.startsWith(p.path));
     if (!ok) {
-      throw new BadRequest('webhookUrl: not in the allow-list (TASK_SYNC_ALLOWED_URLS)', {
+      throw new InvalidInput('webhookUrl: not in the allow-list (TASK_SYNC_ALLOWED_URLS)', {
         allowedPrefixes: parsed.map((p) => p.raw),
       });
     }

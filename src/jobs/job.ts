@@ -25,6 +25,8 @@ export interface Job {
   updatedAt: string;
   completedAt: string | null;
   idempotencyKey?: string;
+  /** The API client (token digest) that created the job; only it can read the job's status. */
+  client?: string;
 }
 
 export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['success', 'error', 'partial', 'accepted']);

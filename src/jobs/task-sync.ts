@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
-import { BadRequest, Conflict, ServiceUnavailable } from '../errors.js';
+import { Conflict, InvalidInput, Unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { KeySpace, RecordCollection } from '../store/store.js';
 import type { Job } from './job.js';
@@ -69,11 +69,11 @@ export function createTaskSync(o: TaskSyncOptions) {
     let fingerprint = '';
     if (idempotencyKey !== undefined) {
       if (idempotencyKey.length === 0 || idempotencyKey.length > 255) {
-        throw new BadRequest('Idempotency-Key must be 1 to 255 characters');
+        throw new InvalidInput('Idempotency-Key must be 1 to 255 characters');
       }
       scopedKey = `${client}\u0000${idempotencyKey}`;
       fingerprint = createHash('sha256').update(JSON.stringify([input.webhookUrl, mode, records, timeoutSec])).digest('hex');
-      const seen = o.idempotency.get(scopedKey);
+      const seen = await o.idempotency.get(scopedKey);
       if (seen) {
         if (seen.fingerprint !== fingerprint) {
           throw new Conflict('Idempotency-Key was already used with a different request body', { jobId: seen.jobId });
@@ -98,6 +98,7 @@ export function createTaskSync(o: TaskSyncOptions) {
       createdAt: now,
       updatedAt: now,
       completedAt: null,
+      client,
       ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
     };
     // Job and key are set in the same tick, so they share one write.
@@ -109,7 +110,7 @@ export function createTaskSync(o: TaskSyncOptions) {
       o.logger.error({ err, jobId: job.id }, 'could not persist task-sync job');
       await o.jobs.remove(job.id).catch(() => undefined);
       if (scopedKey) await o.idempotency.delete(scopedKey).catch(() => undefined);
-      throw new ServiceUnavailable('the job could not be saved (data dir not writable); nothing was sent, try again');
+      throw new Unavailable('the job could not be saved (data dir not writable); nothing was sent, try again');
     }
     o.worker.submit(job);
     return { job, replayed: false };

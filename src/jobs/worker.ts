@@ -25,7 +25,6 @@ export class TaskSyncWorker {
   private readonly queue: PQueue;
   private readonly waiters = new Map<string, Set<(job: Job | undefined) => void>>();
   private readonly stopping = new AbortController();
-  private retriesWaiting = 0;
   private recording = 0;
   private recorded: (() => void) | null = null;
 
@@ -41,7 +40,7 @@ export class TaskSyncWorker {
   /** Picks up jobs a crash or stop left unfinished. Returns how many were resumed. */
   async resume(): Promise<number> {
     let resumed = 0;
-    for (const job of this.o.jobs.live()) {
+    for (const job of await this.o.jobs.live()) {
       if (isFinal(job)) {
         await this.o.jobs.archive(job);
       } else if (pendingRecordIndexes(job).length === 0) {
@@ -114,11 +113,9 @@ export class TaskSyncWorker {
   private async record(job: Job, index: number, attempt: number, outcome: UpstreamOutcome): Promise<void> {
     const recordId = job.records[index]!;
     if (outcome.kind === 'failure' && outcome.retryable && attempt < this.o.retries && !this.stopping.signal.aborted) {
-      this.retriesWaiting++;
       const delay = backoffDelay(attempt, this.o.retryBaseMs);
       this.o.logger.debug({ jobId: job.id, recordId, attempt, delay, error: outcome.error }, 'task-sync retry');
       void this.o.clock.sleep(delay, this.stopping.signal).then(() => {
-        this.retriesWaiting--;
         this.enqueue(job, index, attempt + 1);
       });
       return;

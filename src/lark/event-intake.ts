@@ -1,8 +1,8 @@
 import * as lark from '@larksuiteoapi/node-sdk';
-import { Router } from '@koa/router';
 import type { Context } from 'koa';
 import type { Clock } from '../clock.js';
-import { BadRequest, ServiceUnavailable } from '../errors.js';
+import { InvalidInput, Unavailable } from '../errors.js';
+import { route, type Guard, type Route } from '../http/route.js';
 import type { Logger } from '../log.js';
 import type { KeySpace } from '../store/store.js';
 import {
@@ -59,7 +59,7 @@ export function createEventDispatcher(o: IntakeOptions): lark.EventDispatcher {
   dispatcher.register({
     approval_task: async (data: Record<string, unknown>) => {
       const id = String(data.event_id ?? data.uuid ?? '');
-      if (id && o.seenEvents.get(id)) return 'duplicate';
+      if (id && (await o.seenEvents.get(id))) return 'duplicate';
       await o.handlers.approvalTask({
         approvalCode: String(data.approval_code ?? ''),
         instanceCode: String(data.instance_code ?? ''),
@@ -83,9 +83,67 @@ function signatureHeaders(ctx: Context): SignatureHeaders {
   };
 }
 
-/** POST /api/v1/lark/callback (events) and POST /api/v1/lark/card (card actions). */
-export function larkIntakeRoutes(o: IntakeOptions, dispatcher: lark.EventDispatcher): Router {
-  const router = new Router();
+function requireSecurity(o: IntakeOptions): void {
+  if (!o.encryptKey && !o.verificationToken) {
+    throw new Unavailable('Lark events are refused: set LARK_ENCRYPT_KEY (recommended) or LARK_VERIFICATION_TOKEN');
+  }
+}
+
+/** What the Lark guards leave for the handler: a verified challenge or a verified event. */
+type LarkVerified = { kind: 'challenge'; challenge: unknown } | { kind: 'event'; event: Record<string, unknown> };
+
+/** The `lark-signature` guard of POST /api/v1/lark/callback: raw-body signature, verification token. */
+function larkEventGuard(o: IntakeOptions): Guard {
+  return {
+    name: 'lark-signature',
+    needsBody: true,
+    check(ctx) {
+      requireSecurity(o);
+      const raw = ctx.request.rawBody ?? Buffer.alloc(0);
+      if (ctx.request.jsonBody === undefined) throw new InvalidInput('event body must be JSON');
+      const event = openEnvelope(ctx.request.jsonBody, o.encryptKey);
+      if (event.type === 'url_verification') {
+        // The challenge carries no signature headers; the token inside it is what proves it.
+        assertVerificationToken(event, o.verificationToken);
+        ctx.state.lark = { kind: 'challenge', challenge: event.challenge } satisfies LarkVerified;
+        return;
+      }
+      if (o.encryptKey) verifyLarkSignature(raw, signatureHeaders(ctx), o.encryptKey, o.clock.now());
+      assertVerificationToken(event, o.verificationToken);
+      ctx.state.lark = { kind: 'event', event } satisfies LarkVerified;
+    },
+  };
+}
+
+/** The `lark-signature` guard of POST /api/v1/lark/card: card callbacks, 2.0 and legacy. */
+function larkCardGuard(o: IntakeOptions): Guard {
+  return {
+    name: 'lark-signature',
+    needsBody: true,
+    check(ctx) {
+      requireSecurity(o);
+      const raw = ctx.request.rawBody ?? Buffer.alloc(0);
+      if (ctx.request.jsonBody === undefined) throw new InvalidInput('card callback body must be JSON');
+      const body = ctx.request.jsonBody as Record<string, unknown>;
+      const data = openEnvelope(body, o.encryptKey);
+      if (data.type === 'url_verification') {
+        assertVerificationToken(data, o.verificationToken);
+        ctx.state.lark = { kind: 'challenge', challenge: data.challenge } satisfies LarkVerified;
+        return;
+      }
+      if ('encrypt' in body || 'schema' in data) {
+        if (o.encryptKey) verifyLarkSignature(raw, signatureHeaders(ctx), o.encryptKey, o.clock.now());
+        assertVerificationToken(data, o.verificationToken);
+      } else if (o.verificationToken) {
+        verifyLegacyCardSignature(raw, signatureHeaders(ctx), o.verificationToken, o.clock.now());
+      }
+      ctx.state.lark = { kind: 'event', event: data } satisfies LarkVerified;
+    },
+  };
+}
+
+/** POST /api/v1/lark/callback (events) and POST /api/v1/lark/card (card actions), both Lark-signed. */
+export function larkIntakeRoutes(o: IntakeOptions, dispatcher: lark.EventDispatcher): Route[] {
   const cards = new lark.CardActionHandler({ loggerLevel: lark.LoggerLevel.error }, async (data: Record<string, any>) => {
     // v2 card.action.trigger: operator + context; legacy card callbacks: open_id + open_message_id.
     const action: CardAction = {
@@ -97,52 +155,37 @@ export function larkIntakeRoutes(o: IntakeOptions, dispatcher: lark.EventDispatc
     return { toast: { type: answer.ok ? 'success' : 'error', content: answer.message } };
   });
 
-  function requireSecurity(): void {
-    if (!o.encryptKey && !o.verificationToken) {
-      throw new ServiceUnavailable('Lark events are refused: set LARK_ENCRYPT_KEY (recommended) or LARK_VERIFICATION_TOKEN');
-    }
-  }
-
-  router.post('/api/v1/lark/callback', async (ctx) => {
-    requireSecurity();
-    const raw = ctx.request.rawBody ?? Buffer.alloc(0);
-    if (ctx.request.jsonBody === undefined) throw new BadRequest('event body must be JSON');
-    const event = openEnvelope(ctx.request.jsonBody, o.encryptKey);
-    if (event.type === 'url_verification') {
-      // The challenge carries no signature headers; the token inside it is what proves it.
-      assertVerificationToken(event, o.verificationToken);
-      ctx.body = { challenge: event.challenge };
-      return;
-    }
-    if (o.encryptKey) verifyLarkSignature(raw, signatureHeaders(ctx), o.encryptKey, o.clock.now());
-    assertVerificationToken(event, o.verificationToken);
-    if (!eventIdOf(event)) throw new BadRequest('event has neither header.event_id nor uuid');
-    // A redelivered event id is dropped by the dispatcher's handlers (the long connection's too).
-    await dispatcher.invoke(event, { needCheck: false });
-    ctx.body = {};
-  });
-
-  router.post('/api/v1/lark/card', async (ctx) => {
-    requireSecurity();
-    const raw = ctx.request.rawBody ?? Buffer.alloc(0);
-    if (ctx.request.jsonBody === undefined) throw new BadRequest('card callback body must be JSON');
-    const body = ctx.request.jsonBody as Record<string, unknown>;
-    const data = openEnvelope(body, o.encryptKey);
-    if (data.type === 'url_verification') {
-      assertVerificationToken(data, o.verificationToken);
-      ctx.body = { challenge: data.challenge };
-      return;
-    }
-    if ('encrypt' in body || 'schema' in data) {
-      if (o.encryptKey) verifyLarkSignature(raw, signatureHeaders(ctx), o.encryptKey, o.clock.now());
-      assertVerificationToken(data, o.verificationToken);
-    } else if (o.verificationToken) {
-      verifyLegacyCardSignature(raw, signatureHeaders(ctx), o.verificationToken, o.clock.now());
-    }
-    ctx.body = (await cards.invoke(data)) ?? {};
-  });
-
-  return router;
+  return [
+    route({
+      method: 'POST',
+      path: '/api/v1/lark/callback',
+      guard: larkEventGuard(o),
+      async handler(ctx) {
+        const verified = ctx.state.lark as LarkVerified;
+        if (verified.kind === 'challenge') {
+          ctx.body = { challenge: verified.challenge };
+          return;
+        }
+        if (!eventIdOf(verified.event)) throw new InvalidInput('event has neither header.event_id nor uuid');
+        // A redelivered event id is dropped by the dispatcher's handlers (the long connection's too).
+        await dispatcher.invoke(verified.event, { needCheck: false });
+        ctx.body = {};
+      },
+    }),
+    route({
+      method: 'POST',
+      path: '/api/v1/lark/card',
+      guard: larkCardGuard(o),
+      async handler(ctx) {
+        const verified = ctx.state.lark as LarkVerified;
+        if (verified.kind === 'challenge') {
+          ctx.body = { challenge: verified.challenge };
+          return;
+        }
+        ctx.body = (await cards.invoke(verified.event)) ?? {};
+      },
+    }),
+  ];
 }
 
 /** LARK_EVENT_MODE=ws: the SDK's long connection feeds the same dispatcher. */

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as lark from '@larksuiteoapi/node-sdk';
-import { Unauthorized } from '../errors.js';
+import { NotAuthenticated } from '../errors.js';
 
 /** Lark redelivers for hours; a signature older than this is refused as a replay. */
 export const SIGNATURE_WINDOW_SEC = 5 * 60;
@@ -31,26 +31,26 @@ export function verifyLegacyCardSignature(raw: Buffer, h: SignatureHeaders, toke
 }
 
 function checkSigned(raw: Buffer, h: SignatureHeaders, algorithm: 'sha1' | 'sha256', key: string, nowMs: number): void {
-  if (!h.timestamp || !h.nonce || !h.signature) throw new Unauthorized('missing X-Lark-Signature / X-Lark-Request-Timestamp / X-Lark-Request-Nonce');
+  if (!h.timestamp || !h.nonce || !h.signature) throw new NotAuthenticated('missing X-Lark-Signature / X-Lark-Request-Timestamp / X-Lark-Request-Nonce');
   const ts = Number(h.timestamp);
   if (!Number.isFinite(ts) || Math.abs(nowMs / 1000 - ts) > SIGNATURE_WINDOW_SEC) {
-    throw new Unauthorized('request timestamp is outside the 5 minute window');
+    throw new NotAuthenticated('request timestamp is outside the 5 minute window');
   }
   const expected = createHash(algorithm).update(h.timestamp + h.nonce + key).update(raw).digest();
   const given = Buffer.from(h.signature, 'hex');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new Unauthorized('request signature does not verify');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new NotAuthenticated('request signature does not verify');
 }
 
 /** Decrypts `{"encrypt": "..."}` with the SDK's AES-256-CBC cipher; plain bodies pass through. */
 export function openEnvelope(body: unknown, encryptKey: string | undefined): Record<string, unknown> {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Unauthorized('event body must be a JSON object');
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new NotAuthenticated('event body must be a JSON object');
   const encrypted = (body as { encrypt?: unknown }).encrypt;
   if (encrypted === undefined) return body as Record<string, unknown>;
-  if (typeof encrypted !== 'string' || !encryptKey) throw new Unauthorized('encrypted event but LARK_ENCRYPT_KEY is not set');
+  if (typeof encrypted !== 'string' || !encryptKey) throw new NotAuthenticated('encrypted event but LARK_ENCRYPT_KEY is not set');
   try {
     return JSON.parse(new lark.AESCipher(encryptKey).decrypt(encrypted)) as Record<string, unknown>;
   } catch {
-    throw new Unauthorized('event could not be decrypted with LARK_ENCRYPT_KEY');
+    throw new NotAuthenticated('event could not be decrypted with LARK_ENCRYPT_KEY');
   }
 }
 
@@ -61,7 +61,7 @@ export function assertVerificationToken(event: Record<string, unknown>, expected
   const token = header?.token ?? event.token;
   const a = Buffer.from(String(token ?? ''));
   const b = Buffer.from(expected);
-  if (a.length !== b.length || !timingSafeEqual(a, b)) throw new Unauthorized('verification token does not match');
+  if (a.length !== b.length || !timingSafeEqual(a, b)) throw new NotAuthenticated('verification token does not match');
 }
 
 /** The id Lark keeps across redeliveries: v2 `header.event_id`, v1 `uuid`. */

@@ -66,7 +66,7 @@ export class ArchiveSegments {
   async get(id: string): Promise<StoredRecord | undefined> {
     const segment = this.index.get(id);
     if (!segment) return undefined;
-    if (this.open?.segment === segment) return this.open.db.data.records.find((r) => r.id === id);
+    if (this.open?.segment === segment) return this.open.db.data.records.findLast((r) => r.id === id); // an id archived twice: the newest copy
     let records = this.cache.get(segment.file);
     if (!records) {
       const doc = JSON.parse(await readFile(segment.file, 'utf8')) as SegmentDoc;

@@ -30,6 +30,9 @@ export async function openJsonFileStore(options: JsonFileStoreOptions): Promise<
   await mkdir(dir, { recursive: true });
   const db = new Low<LiveDoc>(new AtomicJsonFile(join(dir, 'live.json')), { version: 1, records: {}, keys: {} });
   await db.read();
+  // Client-supplied ids index these maps: no prototype, so "__proto__" or "constructor" is just a key.
+  db.data.records = nullProtoMaps(db.data.records);
+  db.data.keys = nullProtoMaps(db.data.keys);
   const writer = new BatchedWriter(() => db.write());
   const limits: SegmentLimits = { maxRecords: 200, maxBytes: 512 * 1024, ...options.segment };
   const archives = new Map<string, ArchiveSegments>();
@@ -43,12 +46,16 @@ export async function openJsonFileStore(options: JsonFileStoreOptions): Promise<
   const known = new Set([...Object.keys(db.data.records), ...(await readdir(archiveDir).catch(() => []))]);
   for (const name of known) archives.set(name, await ArchiveSegments.load(join(archiveDir, name), limits));
 
-  // A crash between "written to the archive" and "removed from live" leaves a record in both.
+  // A crash between "written to the archive" and "removed from live" leaves the same record in
+  // both: the live copy goes. But a record brought back to live on purpose after it was archived
+  // (a Retry, a late event) is newer than its archived copy: that one stays.
   let healed = false;
   for (const [name, archive] of archives) {
     const live = db.data.records[name] ?? {};
     for (const id of Object.keys(live)) {
-      if (archive.has(id)) {
+      if (!archive.has(id)) continue;
+      const archived = await archive.get(id);
+      if (archived && !isNewer(live[id]!, archived)) {
         delete live[id];
         healed = true;
       }
@@ -73,7 +80,7 @@ export async function openJsonFileStore(options: JsonFileStoreOptions): Promise<
   }
 
   function liveMap(name: string): Record<string, StoredRecord> {
-    return (db.data.records[name] ??= {});
+    return (db.data.records[name] ??= Object.create(null) as Record<string, StoredRecord>);
   }
 
   const store: Store = {
@@ -86,7 +93,7 @@ export async function openJsonFileStore(options: JsonFileStoreOptions): Promise<
             if (live) return live;
             return (await archiveFor(name)).get(id);
           },
-          live: () => Object.values(liveMap(name)),
+          live: async () => Object.values(liveMap(name)),
           put(record) {
             liveMap(name)[record.id] = record;
             return writer.commit();
@@ -112,16 +119,30 @@ export async function openJsonFileStore(options: JsonFileStoreOptions): Promise<
     keys<V>(name: string): KeySpace<V> {
       let k = keySpaces.get(name);
       if (!k) {
-        const space = () => (db.data.keys[name] ??= {});
+        const space = () => (db.data.keys[name] ??= Object.create(null) as Record<string, { v: unknown; exp: number }>);
+        const current = (key: string) => {
+          const entry = space()[key];
+          return entry && entry.exp > clock.now() ? entry : undefined;
+        };
         k = {
-          get(key) {
-            const entry = space()[key];
-            if (!entry || entry.exp <= clock.now()) return undefined;
-            return entry.v;
+          async get(key) {
+            return current(key)?.v;
           },
           set(key, value, expiresAt) {
             space()[key] = { v: value, exp: expiresAt };
             return writer.commit();
+          },
+          async claim(key, value, expiresAt) {
+            // Check and set in one synchronous step: a concurrent claim sees this one's entry.
+            if (current(key)) return false;
+            space()[key] = { v: value, exp: expiresAt };
+            try {
+              await writer.commit();
+            } catch (err) {
+              if (space()[key]?.v === value) delete space()[key];
+              throw err;
+            }
+            return true;
           },
           delete(key) {
             delete space()[key];
@@ -172,4 +193,15 @@ export async function openJsonFileStore(options: JsonFileStoreOptions): Promise<
     },
   };
   return store;
+}
+
+function nullProtoMaps<V>(outer: Record<string, Record<string, V>> | undefined): Record<string, Record<string, V>> {
+  const out = Object.create(null) as Record<string, Record<string, V>>;
+  for (const [name, inner] of Object.entries(outer ?? {})) out[name] = Object.assign(Object.create(null) as Record<string, V>, inner);
+  return out;
+}
+
+/** True when a carries a later updatedAt than b (records without one are never newer). */
+function isNewer(a: StoredRecord, b: StoredRecord): boolean {
+  return typeof a.updatedAt === 'string' && typeof b.updatedAt === 'string' && a.updatedAt > b.updatedAt;
 }

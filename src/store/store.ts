@@ -1,19 +1,21 @@
 /**
- * Persistence as the rest of the code sees it. Implementations: json-file-store (lowdb, the
- * default) and memory-store (unit tests). A server database can replace both behind this API.
+ * Persistence as the rest of the code sees it. Implementation today: json-file-store (lowdb).
  *
  * Contract: a promise returned by a mutating call resolves only once the change is durable, so
- * a caller that awaits it may acknowledge the change to a client.
+ * a caller that awaits it may acknowledge the change to a client. Reads are async so that a
+ * server database can stand behind the same interface.
  */
 export interface StoredRecord {
   id: string;
+  /** ISO time of the last change: when two copies of a record exist, the newer one wins. */
+  updatedAt?: string;
 }
 
 export interface RecordCollection<T extends StoredRecord> {
   /** The record, live or archived. */
   get(id: string): Promise<T | undefined>;
-  /** The live set (records not yet archived), as held in memory. */
-  live(): T[];
+  /** The live set (records not yet archived). */
+  live(): Promise<T[]>;
   /** Inserts or replaces a live record. */
   put(record: T): Promise<void>;
   /** Moves a finished record out of the live set into a dated archive segment. */
@@ -25,9 +27,15 @@ export interface RecordCollection<T extends StoredRecord> {
 }
 
 export interface KeySpace<V> {
-  get(key: string): V | undefined;
+  get(key: string): Promise<V | undefined>;
   /** Remembers value under key until expiresAt (ms since epoch). */
   set(key: string, value: V, expiresAt: number): Promise<void>;
+  /**
+   * Sets key only when it is absent (or expired): true when this call took it. The check and the
+   * set are one step, so of two concurrent claims exactly one wins; the winner's promise resolves
+   * once the key is durable.
+   */
+  claim(key: string, value: V, expiresAt: number): Promise<boolean>;
   delete(key: string): Promise<void>;
   size(): number;
 }

@@ -1,7 +1,6 @@
-import { Router } from '@koa/router';
 import { z } from 'zod';
-import { BadRequest, ServiceUnavailable, UpstreamFailed } from '../errors.js';
-import { parseJsonBody } from '../http/body.js';
+import { InvalidInput, Unavailable, UpstreamFailed } from '../errors.js';
+import { route, type Guard, type Route } from '../http/route.js';
 import { LarkApiError } from '../lark/lark-error.js';
 import type { Messenger } from '../lark/messages.js';
 import { summaryToPost } from '../lark/post-content.js';
@@ -22,19 +21,18 @@ const summarySchema = z.object({
 export interface SummaryDeps {
   messenger?: Messenger;
   chats: { main?: string; pd?: string; ops?: string };
+  bearer: Guard;
 }
 
 /** POST /api/endpoint: a plain summary with @ou_xxx mentions → a rich-text post to the configured chats. */
-export function summaryRoutes(d: SummaryDeps): Router {
-  const router = new Router();
-  router.post('/api/endpoint', async (ctx) => {
-    const body = parseJsonBody(ctx, summarySchema);
+export function summaryRoutes(d: SummaryDeps): Route[] {
+  return [route({ method: 'POST', path: '/api/endpoint', guard: d.bearer, body: summarySchema, handler: async (ctx, body) => {
     const wanted: Array<[string, string | undefined]> = [['CHAT_ID', d.chats.main]];
     if (body.pd) wanted.push(['PD_CHAT_ID', d.chats.pd]);
     if (body.ops) wanted.push(['OPS_CHAT_ID', d.chats.ops]);
     const missing = wanted.filter(([, id]) => !id).map(([name]) => name);
-    if (missing.length) throw new BadRequest(`${missing.join(', ')} not set on the server: no chat to send to`, { missing });
-    if (!d.messenger) throw new ServiceUnavailable('Lark is not configured: set LARK_APP_ID and LARK_APP_SECRET');
+    if (missing.length) throw new InvalidInput(`${missing.join(', ')} not set on the server: no chat to send to`, { missing });
+    if (!d.messenger) throw new Unavailable('Lark is not configured: set LARK_APP_ID and LARK_APP_SECRET');
 
     const post = summaryToPost(body.summaryText, body.title);
     const targets = [...new Set(wanted.map(([, id]) => id!))];
@@ -53,6 +51,5 @@ export function summaryRoutes(d: SummaryDeps): Router {
       }
     }
     ctx.body = { status: 'success', targets, messages: sent };
-  });
-  return router;
+  } })];
 }

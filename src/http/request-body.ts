@@ -1,43 +1,40 @@
-import type { Context, Next } from 'koa';
-import { z } from 'zod';
-import { BadRequest, PayloadTooLarge, UnsupportedMediaType } from '../errors.js';
+import type { Context } from 'koa';
+import type { z } from 'zod';
+import { InvalidInput, TooLarge, UnsupportedMediaType } from '../errors.js';
 
 declare module 'koa' {
   interface Request {
     /** The bytes as received; signatures are checked over these, never over re-serialised JSON. */
     rawBody?: Buffer;
-    /** Parsed JSON body (undefined when there was none). */
+    /** Parsed JSON body (undefined when there was none or it was not JSON). */
     jsonBody?: unknown;
   }
 }
 
 /** Reads the body once, capped at `limitBytes`, and parses JSON when the request says it is JSON. */
-export function readBody(limitBytes: number) {
-  return async function bodyMiddleware(ctx: Context, next: Next): Promise<void> {
-    if (ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'OPTIONS') return next();
-    const declared = Number(ctx.get('content-length') || 0);
-    if (declared > limitBytes) throw new PayloadTooLarge(limitBytes);
-    const { chunks, size } = await collect(ctx.req, limitBytes);
-    if (size > limitBytes) {
-      ctx.set('Connection', 'close');
-      throw new PayloadTooLarge(limitBytes);
+export async function readBody(ctx: Context, limitBytes: number): Promise<void> {
+  if (ctx.request.rawBody !== undefined) return;
+  const declared = Number(ctx.get('content-length') || 0);
+  if (declared > limitBytes) throw new TooLarge(`request body exceeds ${limitBytes} bytes`);
+  const { chunks, size } = await collect(ctx.req, limitBytes);
+  if (size > limitBytes) {
+    ctx.set('Connection', 'close');
+    throw new TooLarge(`request body exceeds ${limitBytes} bytes`);
+  }
+  const raw = Buffer.concat(chunks, size);
+  ctx.request.rawBody = raw;
+  if (raw.length > 0 && ctx.request.is('application/json', '+json')) {
+    try {
+      ctx.request.jsonBody = JSON.parse(raw.toString('utf8'));
+    } catch (err) {
+      throw new InvalidInput(`request body is not valid JSON: ${(err as Error).message}`);
     }
-    const raw = Buffer.concat(chunks, size);
-    ctx.request.rawBody = raw;
-    if (raw.length > 0 && ctx.request.is('application/json', '+json')) {
-      try {
-        ctx.request.jsonBody = JSON.parse(raw.toString('utf8'));
-      } catch (err) {
-        throw new BadRequest(`request body is not valid JSON: ${(err as Error).message}`);
-      }
-    }
-    return next();
-  };
+  }
 }
 
 /** Parses the JSON body with a zod schema; the handler only ever sees typed data. */
 export function parseJsonBody<T extends z.ZodType>(ctx: Context, schema: T): z.infer<T> {
-  if (!ctx.request.rawBody?.length) throw new BadRequest('request body is empty: send a JSON object');
+  if (!ctx.request.rawBody?.length) throw new InvalidInput('request body is empty: send a JSON object');
   if (ctx.request.jsonBody === undefined) {
     throw new UnsupportedMediaType('send the body as JSON with Content-Type: application/json');
   }
@@ -45,7 +42,7 @@ export function parseJsonBody<T extends z.ZodType>(ctx: Context, schema: T): z.i
   if (!parsed.success) {
     const details = parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
     const first = details[0]!;
-    throw new BadRequest(`${first.path}: ${first.message}`, details);
+    throw new InvalidInput(`${first.path}: ${first.message}`, details);
   }
   return parsed.data;
 }
