@@ -104,7 +104,8 @@ const envSchema = z.object({
   TASK_SYNC_DEFAULT_TIMEOUT: int(15, 1, 3600),
   TASK_SYNC_MAX_TIMEOUT: int(120, 1, 3600),
   TASK_SYNC_CONNECT_TIMEOUT_MS: int(5_000, 100, 60_000),
-  TASK_SYNC_RETRIES: int(3, 1, 10),
+  // Extra tries after the first (as a flow's `retries`): 2 → at most 3 calls per record.
+  TASK_SYNC_RETRIES: int(2, 0, 10),
   TASK_SYNC_RETRY_BASE_MS: int(500, 1, 60_000),
   TASK_SYNC_MAX_RECORDS: int(500, 1, 10_000),
   ANYCROSS_VERIFY_SSL: bool(true),
@@ -146,6 +147,7 @@ export interface Config {
     readonly defaultTimeoutSec: number;
     readonly maxTimeoutSec: number;
     readonly connectTimeoutMs: number;
+    /** Extra tries after the first, on retryable failures (0: one call only). */
     readonly retries: number;
     readonly retryBaseMs: number;
     readonly maxRecords: number;
