@@ -60,7 +60,8 @@ export interface Submission {
 /** Creates the job durably (before anyone is answered) and hands it to the worker. */
 export function createTaskSync(o: TaskSyncOptions) {
   async function submit(input: TaskSyncRequest, client: string, idempotencyKey?: string): Promise<Submission> {
-    o.assertAllowed(input.webhookUrl);
+    // The normalised URL is stored and called: exactly what the allow-list checked.
+    const webhookUrl = o.assertAllowed(input.webhookUrl).href;
     const records = input.records ?? [input.recordId!];
     const mode = input.records ? 'batch' : 'single';
     const timeoutSec = input.timeout ?? o.defaultTimeoutSec;
@@ -72,7 +73,7 @@ export function createTaskSync(o: TaskSyncOptions) {
         throw new InvalidInput('Idempotency-Key must be 1 to 255 characters');
       }
       scopedKey = `${client}\u0000${idempotencyKey}`;
-      fingerprint = createHash('sha256').update(JSON.stringify([input.webhookUrl, mode, records, timeoutSec])).digest('hex');
+      fingerprint = createHash('sha256').update(JSON.stringify([webhookUrl, mode, records, timeoutSec])).digest('hex');
       const seen = await o.idempotency.get(scopedKey);
       if (seen) {
         if (seen.fingerprint !== fingerprint) {
@@ -90,7 +91,7 @@ export function createTaskSync(o: TaskSyncOptions) {
     const job: Job = {
       id: randomUUID(),
       mode,
-      webhookUrl: input.webhookUrl,
+      webhookUrl,
       records,
       timeoutSec,
       status: 'queued',
