@@ -225,15 +225,6 @@ describe('Idempotency-Key', () => {
     expect(new Set(answers.map((a) => a.json.jobId)).size).toBe(1);
   });
 
-  it('keeps keys per client token', async () => {
-    await app.stop();
-    await start({ API_TOKENS: 'tok-a,tok-b' });
-    const body = { webhookUrl: `${upstream.url}/hooks/i`, records: ['a'] };
-    const a = await api(app.url, '/api/task-sync', { body, token: 'tok-a', headers: { 'idempotency-key': 'k' } });
-    const b = await api(app.url, '/api/task-sync', { body, token: 'tok-b', headers: { 'idempotency-key': 'k' } });
-    expect(a.json.jobId).not.toBe(b.json.jobId);
-  });
-
   it('refuses a key longer than 255 characters', async () => {
     const res = await api(app.url, '/api/task-sync', {
       body: { webhookUrl: `${upstream.url}/hooks/i`, recordId: 'a' },
@@ -242,5 +233,63 @@ describe('Idempotency-Key', () => {
     expect(res.status).toBe(400);
     expect(res.json.error.message).toMatch(/Idempotency-Key must be 1 to 255/);
     expect(upstream.calls).toHaveLength(0);
+  });
+});
+
+describe('job ownership', () => {
+  beforeEach(() => start({ API_TOKENS: 'tok-a,tok-b' }));
+
+  const body = () => ({ webhookUrl: `${upstream.url}/hooks/own`, records: ['o1', 'o2'] });
+  /** The answer with the id taken out, so two 404s for different ids can be compared whole. */
+  const shape = (res: { status: number; json: any }, id: string) => ({ status: res.status, json: JSON.parse(JSON.stringify(res.json).split(id).join('<id>')) });
+
+  it('shows a job only to the token that created it; another token gets the same 404 as an unknown job', async () => {
+    const created = await api(app.url, '/api/task-sync', { body: body(), token: 'tok-a' });
+    expect(created.status).toBe(202);
+    const id = created.json.jobId as string;
+    await waitForJob(app.url, id, undefined, 'tok-a');
+
+    const mine = await api(app.url, `/api/task-sync/status/${id}`, { token: 'tok-a' });
+    expect(mine.status).toBe(200);
+    expect(mine.json.jobId).toBe(id);
+
+    const theirs = await api(app.url, `/api/task-sync/status/${id}`, { token: 'tok-b' });
+    const unknownId = '00000000-0000-4000-8000-000000000000';
+    const unknown = await api(app.url, `/api/task-sync/status/${unknownId}`, { token: 'tok-b' });
+    expect(theirs.status).toBe(404);
+    expect(shape(theirs, id)).toEqual(shape(unknown, unknownId));
+    expect(JSON.stringify(theirs.json)).not.toMatch(/o1|o2|hooks|success/);
+  });
+
+  it('a replayed Idempotency-Key from another token makes that token its own job', async () => {
+    const headers = { 'idempotency-key': 'shared-key' };
+    const a = await api(app.url, '/api/task-sync', { body: body(), token: 'tok-a', headers });
+    const aAgain = await api(app.url, '/api/task-sync', { body: body(), token: 'tok-a', headers });
+    expect(aAgain.json.jobId).toBe(a.json.jobId);
+    expect(aAgain.headers.get('idempotent-replayed')).toBe('true');
+
+    const b = await api(app.url, '/api/task-sync', { body: body(), token: 'tok-b', headers });
+    expect(b.status).toBe(202);
+    expect(b.headers.get('idempotent-replayed')).toBeNull();
+    expect(b.json.jobId).not.toBe(a.json.jobId);
+    // and B's own replay finds B's job, not A's
+    expect((await api(app.url, '/api/task-sync', { body: body(), token: 'tok-b', headers })).json.jobId).toBe(b.json.jobId);
+    // a different body under the same key is a conflict only within one token
+    expect((await api(app.url, '/api/task-sync', { body: { ...body(), records: ['zz'] }, token: 'tok-a', headers })).status).toBe(409);
+
+    await waitForJob(app.url, a.json.jobId, undefined, 'tok-a');
+    await waitForJob(app.url, b.json.jobId, undefined, 'tok-b');
+    expect((await api(app.url, `/api/task-sync/status/${b.json.jobId}`, { token: 'tok-a' })).status).toBe(404);
+    expect((await api(app.url, `/api/task-sync/status/${a.json.jobId}`, { token: 'tok-b' })).status).toBe(404);
+    expect(upstream.calls).toHaveLength(4); // two jobs, two records each
+  });
+
+  it('answers 404 for prototype-named, non-ASCII, encoded and odd job ids', async () => {
+    const ids = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__', '你好', 'ünïcödé', '%00', 'a%2Fb', '..', '%2e%2e', ' ', 'x'.repeat(2000)];
+    for (const id of ids) {
+      const res = await api(app.url, `/api/task-sync/status/${id.startsWith('%') || id.includes('%') ? id : encodeURIComponent(id)}`, { token: 'tok-a' });
+      expect(res.status, id).toBe(404);
+      expect(res.json.error.code, id).toBe('not_found');
+    }
   });
 });

@@ -117,9 +117,9 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false> | T
 }
 
 /** Polls a task-sync job until it reaches a final status. */
-export async function waitForJob(base: string, jobId: string, timeoutMs = 10_000): Promise<any> {
+export async function waitForJob(base: string, jobId: string, timeoutMs = 10_000, token = TOKEN): Promise<any> {
   return waitFor(async () => {
-    const r = await api(base, `/api/task-sync/status/${jobId}`);
+    const r = await api(base, `/api/task-sync/status/${jobId}`, { token });
     return ['success', 'error', 'partial', 'accepted'].includes(r.json?.status) ? r.json : undefined;
   }, timeoutMs);
 }
