@@ -2,7 +2,7 @@ import Koa from 'koa';
 import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import { bearerToken } from './http/auth.js';
-import { listRoutes, routerFor, type Route, type RouteListing } from './http/route.js';
+import { listRoutes, methodNotAllowed, routerFor, type Route, type RouteListing } from './http/route.js';
 import { renderErrors, type ErrorReporter } from './http/errors-middleware.js';
 import { healthRoutes, type ReadinessCheck } from './http/health-routes.js';
 import type { ApprovalEngine } from './flows/approval-engine.js';
@@ -81,7 +81,7 @@ export function createApp(deps: AppDeps): BridgeApp {
 
   app.use(requestIds(logger));
   app.use(renderErrors(logger, deps.reportError ?? (() => undefined)));
-  app.use(router.routes()).use(router.allowedMethods());
+  app.use(router.routes()).use(methodNotAllowed(router));
   return app;
 }
 
