@@ -21,6 +21,7 @@ import type { TaskSyncWorker } from './jobs/worker.js';
 import type { Messenger } from './lark/messages.js';
 import type { Logger } from './log.js';
 import type { Store } from './store/store.js';
+import { createSummaryDelivery, type Delivery } from './summary/summary-delivery.js';
 import { summaryRoutes } from './summary/summary-routes.js';
 
 function flowsReadiness(flows: FlowRegistry): ReadinessCheck {
@@ -99,7 +100,7 @@ export function appRoutes(
   const routes: Route[] = [
     ...healthRoutes(deps.store, [flowsReadiness(deps.flows)]),
     ...taskSyncRoutes({ taskSync, schema, jobs: deps.store.collection<Job>('jobs'), worker: deps.worker, connectTimeoutMs: config.taskSync.connectTimeoutMs, bearer }),
-    ...summaryRoutes({ messenger: deps.messenger, chats: config.chats, bearer }),
+    ...summaryRoutes({ delivery: summaryDelivery(deps), chats: config.chats, bearer }),
     ...externalOptionsRoutes(deps.flows, deps.upstream),
   ];
   const engine = deps.engine;
@@ -109,6 +110,12 @@ export function appRoutes(
     routes.push(...larkIntakeRoutes(intake, dispatcher), ...businessCallbackRoutes(engine, deps.flows, deps.clock));
   }
   return routes;
+}
+
+/** Sends POST /api/endpoint's posts, remembering per Idempotency-Key what each chat got. */
+function summaryDelivery(deps: AppDeps) {
+  const { messenger, store, clock, logger } = deps;
+  return messenger ? createSummaryDelivery({ messenger, deliveries: store.keys<Delivery>('summary-deliveries'), clock, logger }) : undefined;
 }
 
 /** How Lark events reach the engine: shared by the HTTP routes and the long connection. */

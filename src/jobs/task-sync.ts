@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
-import { Conflict, InvalidInput, Unavailable } from '../errors.js';
+import { Conflict, Unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { KeySpace, RecordCollection } from '../store/store.js';
 import type { Job } from './job.js';
@@ -59,22 +59,19 @@ export interface Submission {
 
 /** Creates the job durably (before anyone is answered) and hands it to the worker. */
 export function createTaskSync(o: TaskSyncOptions) {
-  async function submit(input: TaskSyncRequest, client: string, idempotencyKey?: string): Promise<Submission> {
+  /** `idempotency` is the client's key as sent and scoped to its token (see src/http/idempotency-key.ts). */
+  async function submit(input: TaskSyncRequest, client: string, idempotency?: { key: string; scoped: string }): Promise<Submission> {
     // The normalised URL is stored and called: exactly what the allow-list checked.
     const webhookUrl = o.assertAllowed(input.webhookUrl).href;
     const records = input.records ?? [input.recordId!];
     const mode = input.records ? 'batch' : 'single';
     const timeoutSec = input.timeout ?? o.defaultTimeoutSec;
 
-    let scopedKey: string | undefined;
+    const scoped = idempotency?.scoped;
     let fingerprint = '';
-    if (idempotencyKey !== undefined) {
-      if (idempotencyKey.length === 0 || idempotencyKey.length > 255) {
-        throw new InvalidInput('Idempotency-Key must be 1 to 255 characters');
-      }
-      scopedKey = `${client}\u0000${idempotencyKey}`;
+    if (scoped !== undefined) {
       fingerprint = createHash('sha256').update(JSON.stringify([webhookUrl, mode, records, timeoutSec])).digest('hex');
-      const seen = await o.idempotency.get(scopedKey);
+      const seen = await o.idempotency.get(scoped);
       if (seen) {
         if (seen.fingerprint !== fingerprint) {
           throw new Conflict('Idempotency-Key was already used with a different request body', { jobId: seen.jobId });
@@ -100,17 +97,17 @@ export function createTaskSync(o: TaskSyncOptions) {
       updatedAt: now,
       completedAt: null,
       client,
-      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+      ...(idempotency ? { idempotencyKey: idempotency.key } : {}),
     };
     // Job and key are set in the same tick, so they share one write.
     const writes = [o.jobs.put(job)];
-    if (scopedKey) writes.push(o.idempotency.set(scopedKey, { jobId: job.id, fingerprint }, o.clock.now() + IDEMPOTENCY_TTL_MS));
+    if (scoped) writes.push(o.idempotency.set(scoped, { jobId: job.id, fingerprint }, o.clock.now() + IDEMPOTENCY_TTL_MS));
     try {
       await Promise.all(writes);
     } catch (err) {
       o.logger.error({ err, jobId: job.id }, 'could not persist task-sync job');
       await o.jobs.remove(job.id).catch(() => undefined);
-      if (scopedKey) await o.idempotency.delete(scopedKey).catch(() => undefined);
+      if (scoped) await o.idempotency.delete(scoped).catch(() => undefined);
       throw new Unavailable('the job could not be saved (data dir not writable); nothing was sent, try again');
     }
     o.worker.submit(job);
