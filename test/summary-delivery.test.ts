@@ -199,7 +199,7 @@ describe('POST /api/endpoint and Lark’s 30 KB per rich-text request', () => {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token.tenant_access_token}` },
         body: JSON.stringify({ receive_id: 'oc_main', msg_type: 'post', content: JSON.stringify({ zh_cn: { title: '', content: [[{ tag: 'text', text }]] } }) }),
-      }).then(async (r) => ({ status: r.status, body: await r.json() }));
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as { code: number; msg: string } }));
     expect(await send(cjk(11_000))).toEqual({ status: 400, body: { code: 230025, msg: 'The length of the message content reaches its limit.' } });
     expect((await send(cjk(10_000))).body.code).toBe(0);
   });
