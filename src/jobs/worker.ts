@@ -63,14 +63,15 @@ export class TaskSyncWorker {
     return new Promise((resolve) => {
       const set = this.waiters.get(job.id) ?? new Set();
       this.waiters.set(job.id, set);
+      const timeout = new AbortController();
       const done = (j: Job | undefined) => {
-        clearTimeout(timer);
-        set.delete(done);
+        if (!set.delete(done)) return;
+        timeout.abort();
         if (set.size === 0) this.waiters.delete(job.id);
         resolve(j);
       };
-      const timer = setTimeout(() => done(undefined), ms);
       set.add(done);
+      void this.o.clock.sleep(ms, timeout.signal).then(() => done(undefined));
     });
   }
 
