@@ -1,3 +1,4 @@
+import { rm, writeFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { summaryToPost } from '../src/lark/post-content.js';
 import { postRequestBytes, splitPostToFit } from '../src/summary/split-post.js';
@@ -107,6 +108,28 @@ describe('POST /api/endpoint with an Idempotency-Key', () => {
     expect(messagesIn('oc_main')).toHaveLength(1);
     expect(messagesIn('oc_pd')).toHaveLength(1);
     expect(creates()).toHaveLength(2);
+  });
+
+  it('takes prototype-named keys as plain keys', async () => {
+    await start();
+    for (const key of ['__proto__', 'constructor', 'toString']) {
+      expect((await post({ summaryText: `k ${key}` }, { key })).status, key).toBe(200);
+      const again = await post({ summaryText: `k ${key}` }, { key });
+      expect(again.headers.get('idempotent-replayed'), key).toBe('true');
+      expect((await post({ summaryText: 'other body' }, { key })).status, key).toBe(409);
+    }
+    expect(messagesIn('oc_main')).toHaveLength(3);
+  });
+
+  it('answers 503 and sends nothing when the key cannot be saved', async () => {
+    const a = await start();
+    await removeDir(a.dataDir);
+    await writeFile(a.dataDir, 'the data dir is now a file');
+    const res = await post({ summaryText: 'x' }, { key: 'disk-1' });
+    expect(res.status).toBe(503);
+    expect(res.json.error.message).toMatch(/nothing was sent/);
+    expect(creates()).toHaveLength(0);
+    await rm(a.dataDir);
   });
 
   it('without a key every request is a new message (a uuid per send)', async () => {

@@ -225,6 +225,18 @@ describe('Idempotency-Key', () => {
     expect(new Set(answers.map((a) => a.json.jobId)).size).toBe(1);
   });
 
+  it('takes prototype-named keys as plain keys', async () => {
+    for (const key of ['__proto__', 'constructor', 'hasOwnProperty']) {
+      const body = { webhookUrl: `${upstream.url}/hooks/p`, records: [key] };
+      const first = await api(app.url, '/api/task-sync', { body, headers: { 'idempotency-key': key } });
+      expect(first.status, key).toBe(202);
+      const again = await api(app.url, '/api/task-sync', { body, headers: { 'idempotency-key': key } });
+      expect(again.json.jobId, key).toBe(first.json.jobId);
+      expect((await api(app.url, '/api/task-sync', { body: { ...body, records: ['x'] }, headers: { 'idempotency-key': key } })).status, key).toBe(409);
+      await waitForJob(app.url, first.json.jobId);
+    }
+  });
+
   it('refuses a key longer than 255 characters', async () => {
     const res = await api(app.url, '/api/task-sync', {
       body: { webhookUrl: `${upstream.url}/hooks/i`, recordId: 'a' },
