@@ -68,25 +68,22 @@ export function createTaskSync(o: TaskSyncOptions) {
     const timeoutSec = input.timeout ?? o.defaultTimeoutSec;
 
     const scoped = idempotency?.scoped;
-    let fingerprint = '';
+    const fingerprint = scoped === undefined ? '' : createHash('sha256').update(JSON.stringify([webhookUrl, mode, records, timeoutSec])).digest('hex');
+    const jobId = randomUUID();
     if (scoped !== undefined) {
-      fingerprint = createHash('sha256').update(JSON.stringify([webhookUrl, mode, records, timeoutSec])).digest('hex');
-      const seen = await o.idempotency.get(scoped);
-      if (seen) {
-        if (seen.fingerprint !== fingerprint) {
-          throw new Conflict('Idempotency-Key was already used with a different request body', { jobId: seen.jobId });
-        }
-        const job = await o.jobs.get(seen.jobId);
-        if (job) {
-          await o.flush(); // the first request's write may still be in flight
-          return { job, replayed: true };
-        }
+      // Claim the key before making the job: of two concurrent requests with one key, one wins.
+      const won = await claimOrUnavailable(() => o.idempotency.claim(scoped, { jobId, fingerprint }, o.clock.now() + IDEMPOTENCY_TTL_MS));
+      if (!won) {
+        const replay = await replayOf(scoped, fingerprint);
+        if (replay) return { job: replay, replayed: true };
+        // The key names a job that was never saved (its request failed): this request takes it over.
+        await claimOrUnavailable(() => o.idempotency.set(scoped, { jobId, fingerprint }, o.clock.now() + IDEMPOTENCY_TTL_MS).then(() => true));
       }
     }
 
     const now = new Date(o.clock.now()).toISOString();
     const job: Job = {
-      id: randomUUID(),
+      id: jobId,
       mode,
       webhookUrl,
       records,
@@ -99,11 +96,8 @@ export function createTaskSync(o: TaskSyncOptions) {
       client,
       ...(idempotency ? { idempotencyKey: idempotency.key } : {}),
     };
-    // Job and key are set in the same tick, so they share one write.
-    const writes = [o.jobs.put(job)];
-    if (scoped) writes.push(o.idempotency.set(scoped, { jobId: job.id, fingerprint }, o.clock.now() + IDEMPOTENCY_TTL_MS));
     try {
-      await Promise.all(writes);
+      await o.jobs.put(job);
     } catch (err) {
       o.logger.error({ err, jobId: job.id }, 'could not persist task-sync job');
       await o.jobs.remove(job.id).catch(() => undefined);
@@ -112,6 +106,29 @@ export function createTaskSync(o: TaskSyncOptions) {
     }
     o.worker.submit(job);
     return { job, replayed: false };
+  }
+
+  /** The job an earlier request with this key made, once its write is on disk; 409 for another body. */
+  async function replayOf(scoped: string, fingerprint: string): Promise<Job | undefined> {
+    const seen = await o.idempotency.get(scoped);
+    if (!seen) return undefined;
+    if (seen.fingerprint !== fingerprint) throw new Conflict('Idempotency-Key was already used with a different request body', { jobId: seen.jobId });
+    let job = await o.jobs.get(seen.jobId);
+    if (!job) {
+      await o.flush(); // the first request's job may still be on its way to disk
+      job = await o.jobs.get(seen.jobId);
+    }
+    if (job) await o.flush();
+    return job;
+  }
+
+  async function claimOrUnavailable(claim: () => Promise<boolean>): Promise<boolean> {
+    try {
+      return await claim();
+    } catch (err) {
+      o.logger.error({ err }, 'could not persist an idempotency key');
+      throw new Unavailable('the request could not be saved (data dir not writable); nothing was sent, try again');
+    }
   }
 
   return { submit };
