@@ -237,8 +237,17 @@ export function describeFeatures(config: Config): string[] {
       ? `Lark: on — app ${config.lark.appId} at ${config.lark.domain}, events over ${config.lark.eventMode}`
       : 'Lark: off — LARK_APP_ID not set',
   );
-  if (config.lark.appId && !config.lark.encryptKey && !config.lark.verificationToken) {
-    lines.push('Lark events: refused — set LARK_ENCRYPT_KEY (recommended) or LARK_VERIFICATION_TOKEN');
+  const { appId, encryptKey, verificationToken } = config.lark;
+  if (appId && !encryptKey && !verificationToken) {
+    lines.push('Lark events and card callbacks: refused — set LARK_ENCRYPT_KEY (recommended) or LARK_VERIFICATION_TOKEN');
+  } else if (appId) {
+    // Legacy card callbacks are signed with the verification token only (see src/lark/verify-callback.ts).
+    lines.push(
+      verificationToken
+        ? 'Lark card callbacks: 2.0 and legacy'
+        : 'Lark card callbacks: 2.0 only — legacy card callbacks are refused: set LARK_VERIFICATION_TOKEN to accept them',
+    );
+    if (!encryptKey) lines.push('Lark events: WARNING LARK_ENCRYPT_KEY not set: callbacks are checked by the verification token only (no signature, no time window)');
   }
   if (config.lark.appId && !config.lark.assistantUserId) lines.push('Approval flows: LARK_ASSISTANT_USER_ID not set — tasks of any user at check/execute nodes are handled');
   const chats = Object.entries(config.chats).filter(([, v]) => v).map(([k]) => k);
