@@ -90,7 +90,8 @@ const envSchema = z.object({
   LARK_DOMAIN: httpUrl('https://open.feishu.cn'),
   LARK_EVENT_MODE: z.enum(['http', 'ws']).default('http'),
   LARK_TIMEOUT_MS: int(10_000, 100, 120_000),
-  LARK_APPROVAL_LINK: z.string().trim().default('https://applink.feishu.cn/client/approval?instanceCode={instanceCode}'),
+  // Unset: Lark's documented AppLink for the tenant LARK_DOMAIN points at (src/lark/approval-link.ts).
+  LARK_APPROVAL_LINK: optionalString,
 
   CHAT_ID: optionalString,
   PD_CHAT_ID: optionalString,
@@ -136,7 +137,8 @@ export interface Config {
     readonly domain: string;
     readonly eventMode: 'http' | 'ws';
     readonly timeoutMs: number;
-    readonly approvalLink: string;
+    /** A link template with {instanceCode}; absent: the documented AppLink. */
+    readonly approvalLink?: string;
   };
   readonly chats: { readonly main?: string; readonly pd?: string; readonly ops?: string };
   readonly auth: { readonly tokens: readonly string[]; readonly enabled: boolean };

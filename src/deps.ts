@@ -7,6 +7,7 @@ import { TaskSyncWorker } from './jobs/worker.js';
 import { ApprovalEngine } from './flows/approval-engine.js';
 import { FlowRegistry } from './flows/flow-registry.js';
 import type { Run } from './flows/run.js';
+import { approvalLinkFor } from './lark/approval-link.js';
 import { createLarkApis } from './lark/lark-apis.js';
 import type { Logger } from './log.js';
 import { openJsonFileStore } from './store/json-file-store.js';
@@ -61,7 +62,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
           assistantUserId: config.lark.assistantUserId,
           publicBaseUrl: config.publicBaseUrl,
           templatesDir: config.templatesDir,
-          approvalLink: (code) => config.lark.approvalLink.replace('{instanceCode}', encodeURIComponent(code)),
+          approvalLink: approvalLinkFor(config.lark.domain, config.lark.approvalLink),
         })
       : undefined;
   return { config, logger, clock, store, worker, messenger, upstream, flows, engine };
