@@ -26,8 +26,11 @@ describe('legacy card callbacks (SHA-1 with the verification token)', () => {
     const req = signedRequest(legacy('ou_boss'), { legacyToken: TOKEN });
     expect(await postSigned(`${s.url}/api/v1/lark/card`, req)).toEqual({ status: 200, body: toast('ou_boss') });
     expect(s.presses).toEqual([{ value: RETRY, operatorOpenId: 'ou_boss', messageId: 'om_1' }]);
-    // The same request again (a replay inside the window): answered, nothing done.
+    // The same request again (a replay inside the window): answered, nothing done; also with the
+    // signature spelled in upper case, which is the same signature.
     expect(await postSigned(`${s.url}/api/v1/lark/card`, req)).toEqual({ status: 200, body: {} });
+    const shouted = { raw: req.raw, headers: req.headers.map(([k, v]): [string, string] => [k, k === 'x-lark-signature' ? v.toUpperCase() : v]) };
+    expect(await postSigned(`${s.url}/api/v1/lark/card`, shouted)).toEqual({ status: 200, body: {} });
     s.clock.advance(EVENT_WINDOW_MS + 60_000);
     expect((await postSigned(`${s.url}/api/v1/lark/card`, req)).status).toBe(401);
     expect(s.presses).toHaveLength(1);
