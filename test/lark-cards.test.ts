@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeFeatures, loadConfig } from '../src/config.js';
+import { Unavailable } from '../src/errors.js';
 import { EVENT_WINDOW_MS } from '../src/lark/event-security.js';
 import { cardActionEvent, legacyCardAction, postSigned, signedRequest, type SendOptions } from './lark-emulator/event-sender.js';
 import { startIntake as start, type Intake } from './helpers/lark-intake-app.js';
@@ -120,8 +121,12 @@ describe('2.0 card callbacks (verified as events)', () => {
     const s = await startIntake({ verificationToken: TOKEN });
     expect((await press(s, v2('ou_boss', 'wrong'), { noSignature: true })).status).toBe(401);
     expect((await press(s, v2('ou_boss'), { noSignature: true })).body).toEqual(toast('ou_boss'));
+    // The 2.0 token is the one in the header: a right token elsewhere in the body does not count.
+    expect((await press(s, { ...v2('ou_boss', 'wrong'), token: TOKEN }, { noSignature: true })).status).toBe(401);
     // An encrypted body cannot be opened without the key.
-    expect((await press(s, v2('ou_boss'), { encryptKey: KEY })).status).toBe(401);
+    const sealed = await press(s, v2('ou_boss'), { encryptKey: KEY });
+    expect(sealed.status).toBe(401);
+    expect(sealed.body.error.message).toBe('encrypted event but LARK_ENCRYPT_KEY is not set');
     expect(s.presses).toHaveLength(1);
   });
 
@@ -144,6 +149,23 @@ describe('2.0 card callbacks (verified as events)', () => {
       expect(answers).toContainEqual({});
       expect(s.presses.length - before).toBe(1);
     }
+  });
+
+  it('gives the claim back when the press fails, so pressing again is handled', async () => {
+    const s = await startIntake({ encryptKey: KEY, verificationToken: TOKEN });
+    s.pressHook = async () => {
+      throw new Unavailable('store is read-only');
+    };
+    const reqs = [signedRequest(v2(), { encryptKey: KEY }), signedRequest(legacy(), { legacyToken: TOKEN })];
+    for (const req of reqs) {
+      const failed = await postSigned(`${s.url}/api/v1/lark/card`, req);
+      expect(failed.status).toBe(503);
+      expect(failed.body.error.message).toBe('store is read-only');
+    }
+    s.pressHook = undefined;
+    // The very same requests again (the presser presses again; Lark resends): handled now.
+    for (const req of reqs) expect((await postSigned(`${s.url}/api/v1/lark/card`, req)).body).toEqual(toast('ou_boss'));
+    expect(s.presses).toHaveLength(4);
   });
 
   it('answers the url_verification challenge of the card URL', async () => {

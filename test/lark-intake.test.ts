@@ -94,6 +94,18 @@ describe('dedup before the handler', () => {
 
 });
 
+describe('a deployment that can verify nothing', () => {
+  it('refuses events and card callbacks with 503 and says which variable to set', async () => {
+    const s = await startIntake({});
+    for (const path of ['/api/v1/lark/callback', '/api/v1/lark/card']) {
+      const r = await postSigned(`${s.url}${path}`, signedRequest(taskEvent(), { noSignature: true }));
+      expect(r.status, path).toBe(503);
+      expect(r.body.error.message).toMatch(/set LARK_ENCRYPT_KEY \(recommended\) or LARK_VERIFICATION_TOKEN/);
+    }
+    expect(s.tasks).toHaveLength(0);
+  });
+});
+
 describe('event signature: attacks', () => {
   const post = (s: Intake, payload: unknown, o: SendOptions) => postSigned(`${s.url}/api/v1/lark/callback`, signedRequest(payload, o));
 
