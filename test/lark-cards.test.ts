@@ -104,6 +104,15 @@ describe('2.0 card callbacks (verified as events)', () => {
     expect(s.presses.map((p) => p.operatorOpenId)).toEqual(['ou_boss', 'ou_second']);
   });
 
+  it('is answered with its toast when the console sends card callbacks to the event URL too', async () => {
+    const s = await startIntake({ encryptKey: KEY, verificationToken: TOKEN });
+    const req = signedRequest(v2('ou_boss'), { encryptKey: KEY });
+    expect(await postSigned(`${s.url}/api/v1/lark/callback`, req)).toEqual({ status: 200, body: toast('ou_boss') });
+    // One event id, one press, whichever URL it reaches.
+    expect(await postSigned(`${s.url}/api/v1/lark/card`, req)).toEqual({ status: 200, body: {} });
+    expect(s.presses).toHaveLength(1);
+  });
+
   it('refuses an unsigned or forged plain press, a wrong key, a wrong token and other event types', async () => {
     const s = await startIntake({ encryptKey: KEY, verificationToken: TOKEN });
     expect((await press(s, v2('ou_boss'), { noSignature: true })).status).toBe(401);
