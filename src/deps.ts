@@ -7,11 +7,8 @@ import { TaskSyncWorker } from './jobs/worker.js';
 import { ApprovalEngine } from './flows/approval-engine.js';
 import { FlowRegistry } from './flows/flow-registry.js';
 import type { Run } from './flows/run.js';
-import { createApprovalApi } from './lark/approval.js';
-import { createLarkClient } from './lark/client.js';
-import { createMessenger } from './lark/messages.js';
-import { createLarkCall } from './lark/lark-call.js';
-import { LarkRateLimiter } from './lark/rate-limiter.js';
+import { approvalLinkFor } from './lark/approval-link.js';
+import { createLarkApis } from './lark/lark-apis.js';
 import type { Logger } from './log.js';
 import { openJsonFileStore } from './store/json-file-store.js';
 
@@ -39,10 +36,9 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
     retryBaseMs: config.taskSync.retryBaseMs,
   });
   const { appId, appSecret, domain, timeoutMs } = config.lark;
-  const client = appId && appSecret ? createLarkClient({ appId, appSecret, domain, timeoutMs, logger }) : undefined;
-  const messenger = client ? createMessenger(client, createLarkCall({ limiter: new LarkRateLimiter(), clock, logger })) : undefined;
-  // Approval calls have their own budget (50/s), apart from message sends.
-  const approvals = client ? createApprovalApi(client, createLarkCall({ limiter: new LarkRateLimiter(50, 50), clock, logger })) : undefined;
+  const larkApis = appId && appSecret ? createLarkApis({ appId, appSecret, domain, timeoutMs, logger, clock }) : undefined;
+  const messenger = larkApis?.messenger;
+  const approvals = larkApis?.approvals;
 
   const flows = new FlowRegistry(config.flowsDir, process.env, logger, (flow) => {
     if (flow.kind !== 'approval' || !approvals) return;
@@ -66,7 +62,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
           assistantUserId: config.lark.assistantUserId,
           publicBaseUrl: config.publicBaseUrl,
           templatesDir: config.templatesDir,
-          approvalLink: (code) => config.lark.approvalLink.replace('{instanceCode}', encodeURIComponent(code)),
+          approvalLink: approvalLinkFor(config.lark.domain, config.lark.approvalLink),
         })
       : undefined;
   return { config, logger, clock, store, worker, messenger, upstream, flows, engine };

@@ -118,6 +118,16 @@ export class LarkEmulator {
     this.faults.push({ key, reply, times });
   }
 
+  /** Every tenant token issued so far stops working (as after an app secret reset): calls with one answer 99991663. */
+  invalidateTokens(): void {
+    this.tokens.clear();
+  }
+
+  /** Every tenant token issued so far is past its expiry: calls with one answer 99991663, as Lark does. */
+  expireTokens(): void {
+    for (const t of this.tokens.values()) t.expiresAt = 0;
+  }
+
   callsTo(method: string, pathPrefix: string): RecordedCall[] {
     return this.calls.filter((c) => c.method === method && c.path.startsWith(pathPrefix));
   }
