@@ -21,6 +21,7 @@ import type { TaskSyncWorker } from './jobs/worker.js';
 import type { Messenger } from './lark/messages.js';
 import type { Logger } from './log.js';
 import type { Store } from './store/store.js';
+import type { SeenMark } from './lark/seen-events.js';
 import { createSummaryDelivery, type Delivery } from './summary/summary-delivery.js';
 import { summaryRoutes } from './summary/summary-routes.js';
 
@@ -124,7 +125,7 @@ export function intakeOptions(config: Config, deps: Pick<AppDeps, 'store' | 'clo
   return {
     encryptKey: config.lark.encryptKey,
     verificationToken: config.lark.verificationToken,
-    seenEvents: deps.store.keys<number>('lark-events'),
+    seenEvents: deps.store.keys<SeenMark>('lark-events'),
     clock: deps.clock,
     logger: deps.logger,
     handlers: {

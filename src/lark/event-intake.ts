@@ -6,7 +6,7 @@ import { route, type Guard, type Route } from '../http/route.js';
 import type { Logger } from '../log.js';
 import type { KeySpace } from '../store/store.js';
 import type { SignatureHeaders } from './event-security.js';
-import { handleOnce } from './seen-events.js';
+import { handleOnce, type SeenMark } from './seen-events.js';
 import { verifyCardCallback, verifyEventCallback, type LarkSecrets, type VerifiedCallback } from './verify-callback.js';
 
 export type EventDispatcher = lark.EventDispatcher;
@@ -33,7 +33,7 @@ export interface IntakeHandlers {
 }
 
 export interface IntakeOptions extends LarkSecrets {
-  seenEvents: KeySpace<number>;
+  seenEvents: KeySpace<SeenMark>;
   clock: Clock;
   logger: Logger;
   handlers: IntakeHandlers;

@@ -8,6 +8,7 @@ import { createEventDispatcher, larkIntakeRoutes, type ApprovalTaskEvent, type C
 import { silentLogger } from '../../src/log.js';
 import { openJsonFileStore } from '../../src/store/json-file-store.js';
 import type { Store } from '../../src/store/store.js';
+import type { SeenMark } from '../../src/lark/seen-events.js';
 import { removeDir, tempDir } from './test-app.js';
 
 /** A clock the test moves by hand. */
@@ -51,7 +52,7 @@ export async function startIntake(secrets: { encryptKey?: string; verificationTo
   };
   const options: IntakeOptions = {
     ...secrets,
-    seenEvents: store.keys<number>('lark-events'),
+    seenEvents: store.keys<SeenMark>('lark-events'),
     clock,
     logger: silentLogger(),
     handlers: {
