@@ -144,6 +144,14 @@ export class RunStory {
 
   private async callStage(run: Run, flow: ApprovalFlow, stage: Stage, s: StageRun): Promise<void> {
     const spec = flow[stage]!;
+    // A crash during our call: if the result came by callback meanwhile, there is nothing to call.
+    const came = s.state === 'calling' && spec.mode === 'async' ? await this.o.inbox.callbackFor(run.id, stage, s) : undefined;
+    if (came) {
+      s.decision = verdict(came);
+      s.state = 'decided';
+      await this.save(run);
+      return;
+    }
     if (s.state === 'pending') {
       const again = [s.retries ? `retry ${s.retries}` : '', s.rounds ? `round ${s.rounds + 1}` : ''].filter(Boolean).join(', ');
       this.step(run, stage === 'check' ? 'checking' : 'executing', again || undefined);
