@@ -49,8 +49,8 @@ function optionsRequest(ctx: Context, source: OptionsSource): OptionsRequest {
 
 /**
  * The `options-token` guard: the request must carry the token the flow declares for this
- * options source, checked before anything is relayed. Only a fixed list may go without a token
- * (a source with a url is refused at load without one).
+ * options source, checked before anything is relayed. Only a fixed list may go without a token:
+ * the flow schema refuses a source with a url and no token.
  */
 function optionsToken(flows: FlowRegistry): Guard {
   return {
@@ -61,7 +61,6 @@ function optionsToken(flows: FlowRegistry): Guard {
       const source = findSource(flows, uri);
       if (!source) throw new NotFound(`no flow declares options "${uri}"`);
       const request = optionsRequest(ctx, source);
-      if (source.url !== undefined && source.token === undefined) throw new NotAuthenticated('options source has no token'); // never relayed unauthenticated
       if (source.token !== undefined && !safeEqual(String(request.token ?? ''), source.token)) throw new NotAuthenticated('options token does not match');
       ctx.state.optionsSource = source;
       ctx.state.optionsRequest = request;
