@@ -26,6 +26,11 @@ export interface EmulatedInstance {
   comments: Array<{ task_id: string; action: 'approve' | 'reject'; comment: string; user_id: string }>;
 }
 
+function withoutComments(inst: EmulatedInstance): Omit<EmulatedInstance, 'comments'> {
+  const { comments: _c, ...data } = inst;
+  return data;
+}
+
 /** Holds calls of one kind until released: a test can act while the service waits on Lark. */
 export class Gate {
   private held: Promise<void> | null = null;
@@ -62,11 +67,13 @@ export class ApprovalEmulation {
   constructor(emulator: LarkEmulator) {
     // https://open.feishu.cn/document/server-docs/approval-v4/instance/get
     emulator.route('GET', '/open-apis/approval/v4/instances/:instance_id', async (req) => {
-      await this.gates.get.pass(req.params.instance_id);
       const inst = this.instances.get(req.params.instance_id!);
-      if (!inst) return larkError(400, 1390003, 'instance code not found');
-      const { comments: _c, ...data } = inst;
-      return ok({ ...data, task_list: inst.task_list.map((t) => ({ ...t, type: 'AND', start_time: '1700000000000', end_time: '0' })), comment_list: [], timeline: [] });
+      // The answer shows the instance as it was when the call arrived, however long it is held.
+      const answer = inst
+        ? ok({ ...withoutComments(inst), task_list: inst.task_list.map((t) => ({ ...t, type: 'AND', start_time: '1700000000000', end_time: '0' })), comment_list: [], timeline: [] })
+        : larkError(400, 1390003, 'instance code not found');
+      await this.gates.get.pass(req.params.instance_id);
+      return answer;
     });
     // https://open.feishu.cn/document/server-docs/approval-v4/task/approve and .../reject
     for (const action of ['approve', 'reject'] as const) {
