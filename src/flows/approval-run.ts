@@ -171,7 +171,8 @@ export class RunStory {
         applicant: { user_id: run.applicant.userId, open_id: run.applicant.openId },
         ...(spec.mode === 'async' ? { callback_url: `${this.o.publicBaseUrl}/api/v1/lark/${stage}/callback` } : {}),
       },
-      `${run.instanceCode}:${stage}:${s.taskId}:${s.retries}`,
+      // A header is ASCII: a non-ASCII instance code is percent-encoded (Lark's usual codes are unchanged).
+      [run.instanceCode, stage, s.taskId, String(s.retries)].map(encodeURIComponent).join(':'),
     );
     // An async API may call back before answering our call: its result wins over how the call went.
     const early = spec.mode === 'async' ? await this.o.inbox.callbackFor(run.id, stage, s) : undefined;
