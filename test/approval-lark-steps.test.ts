@@ -111,3 +111,20 @@ describe('cards older than 14 days', () => {
     expect(Date.parse(executing.cardSentAt!)).toBeGreaterThan(Date.now() - 60_000);
   });
 });
+
+describe('Retry after a refused check', () => {
+  it('re-runs the check; the approval stays rejected in Lark and the run ends instead of waiting for approvers', async () => {
+    h = await startHarness();
+    h.business.handler = (c) => ({ status: 200, body: { ticket_id: c.body.ticket_id, result: false, error: 'no budget' } });
+    h.newInstance('INST-6');
+    await h.pendingAt('INST-6', 't1', 'check_node');
+    await h.waitForRun('INST-6', (r) => r.status === 'failed');
+    h.business.handler = (c) => ({ status: 200, body: { ticket_id: c.body.ticket_id, result: true, msg: 'budget found' } });
+    expect((await h.pressRetry('INST-6', 'check')).body.toast.content).toBe('Retrying check…');
+    const run = await h.waitForRun('INST-6', (r) => r.status !== 'active' && r.stages.check?.retries === 1);
+    expect(run.status).toBe('done');
+    expect(run.steps.at(-1)).toMatchObject({ step: 'check_passed', detail: 'budget found' });
+    expect(approves()).toHaveLength(0); // never approved behind anyone's back
+    expect(await h.app.deps.store.collection('runs').live()).toHaveLength(0);
+  });
+});

@@ -242,7 +242,9 @@ export class RunStory {
     if (stage === 'check') {
       if (decision.approve) {
         this.step(run, 'check_passed', decision.comment || note);
-        if (flow.execute) this.step(run, 'waiting_approvers');
+        // A check task already closed in Lark (a Retry after the approval was rejected) leaves
+        // nothing to wait for; a later task at execute_node brings the run back.
+        if (flow.execute && !note) this.step(run, 'waiting_approvers');
         else run.status = 'done';
       } else {
         this.step(run, 'check_failed', decision.error ?? decision.comment);
