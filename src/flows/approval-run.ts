@@ -11,7 +11,7 @@ import type { FlowRegistry } from './flow-registry.js';
 import type { ApprovalFlow, Stage } from './flow-schema.js';
 import { syncProgressCard } from './progress-card.js';
 import type { InboxItem, RunInbox } from './run-inbox.js';
-import { addNewTasks, addStep, applyRetry, applyStatus, newRun, STAGES, verdict } from './run-updates.js';
+import { addNewTasks, addStep, applyRetry, applyStatus, endIfInstanceEnded, newRun, STAGES, verdict } from './run-updates.js';
 import { nextStamp, type LarkFailure, type Run, type StageRun, type StepName } from './run.js';
 
 export interface RunDeps {
@@ -133,13 +133,7 @@ export class RunStory {
       this.o.logger.warn({ err, runId: run.id }, 'could not look up an approval that may have ended; tried again on the next event or restart');
       return 'unknown';
     }
-    if (instance.status === 'PENDING' || instance.status === 'APPROVED') return 'open';
-    const why =
-      instance.status === 'REJECTED' ? 'rejected by an approver' : instance.status === 'CANCELED' ? 'withdrawn by the applicant' : `approval ${instance.status.toLowerCase()}`;
-    run.status = 'failed';
-    run.error = why;
-    addStep(run, 'failed', this.isoNow(), why);
-    return 'ended';
+    return endIfInstanceEnded(run, instance.status, this.isoNow()) ? 'ended' : 'open';
   }
 
   private async callStage(run: Run, flow: ApprovalFlow, stage: Stage, s: StageRun): Promise<void> {

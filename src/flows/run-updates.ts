@@ -81,6 +81,17 @@ export function applyStatus(run: Run, item: Extract<InboxItem, { kind: 'status' 
   }
 }
 
+/** The approval ended in Lark without us: rejected by an approver, withdrawn, deleted. */
+export function endIfInstanceEnded(run: Run, instanceStatus: string, now: string): boolean {
+  if (instanceStatus === 'PENDING' || instanceStatus === 'APPROVED') return false;
+  const why =
+    instanceStatus === 'REJECTED' ? 'rejected by an approver' : instanceStatus === 'CANCELED' ? 'withdrawn by the applicant' : `approval ${instanceStatus.toLowerCase()}`;
+  run.status = 'failed';
+  run.error = why;
+  addStep(run, 'failed', now, why);
+  return true;
+}
+
 function closeRun(run: Run, now: string): void {
   run.status = 'closed';
   run.error = 'the approval task timed out in Lark and was closed';

@@ -203,7 +203,9 @@ export async function startApprovalApp(env: Record<string, string>, dataDir?: st
     if (flushStore) await deps.store.close();
     await deps.upstream.close();
   };
-  return { url, dataDir: dir, deps, stop: () => shutDown(5_000, true), crash: () => shutDown(0, false) };
+  // routes: what createApp lists (TestApp gains it on main); a variable, so either shape type-checks.
+  const started = { url, dataDir: dir, deps, routes: app.routes, stop: () => shutDown(5_000, true), crash: () => shutDown(0, false) };
+  return started;
 }
 
 /** Collects unhandled promise rejections while a test runs (any one is a bug: it ends the real process). */
