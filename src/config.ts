@@ -168,6 +168,14 @@ export class ConfigError extends Error {
   }
 }
 
+/** The configuration is valid on its own but cannot run what was found (flows): one line says why. */
+export class StartRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartRefused';
+  }
+}
+
 /** Parses the environment once; every bad variable is named with its reason. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);

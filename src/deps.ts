@@ -1,5 +1,5 @@
 import { systemClock, type Clock } from './clock.js';
-import type { Config } from './config.js';
+import { StartRefused, type Config } from './config.js';
 import type { AppDeps } from './app.js';
 import type { Job } from './jobs/job.js';
 import { createUpstreamClient } from './upstream/client.js';
@@ -9,6 +9,7 @@ import { FlowRegistry } from './flows/flow-registry.js';
 import type { Run } from './flows/run.js';
 import { approvalLinkFor } from './lark/approval-link.js';
 import { createLarkApis } from './lark/lark-apis.js';
+import { RunInbox, type CallbackResult, type InboxItem } from './flows/run-inbox.js';
 import type { Logger } from './log.js';
 import { openJsonFileStore } from './store/json-file-store.js';
 
@@ -46,13 +47,20 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
       (r) => logger.info({ flow: flow.id, approvalCode: flow.approvalCode, result: r }, 'approval events subscribed'),
       (err: unknown) => logger.error({ err, flow: flow.id }, 'could not subscribe to approval events'),
     );
-  });
+  }, config.lark.assistantUserId);
   await flows.loadAll();
+  const needAssistant = flows.refusedFor('LARK_ASSISTANT_USER_ID');
+  if (needAssistant.length) {
+    throw new StartRefused(
+      `LARK_ASSISTANT_USER_ID is not set, but ${needAssistant.join(', ')} declare approval flows: set it to the user id of the account assigned to check_node/execute_node (without it any user's PENDING task there would be acted on)`,
+    );
+  }
 
   const engine =
     approvals && messenger
       ? new ApprovalEngine({
           runs: store.collection<Run>('runs'),
+          inbox: new RunInbox(store.collection<InboxItem>('run-inbox'), store.keys<CallbackResult>('run-callbacks'), clock),
           flows,
           approvals,
           messenger,
