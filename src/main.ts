@@ -43,6 +43,8 @@ async function main(): Promise<void> {
   const app = createApp({ ...deps, dispatcher, reportError: (err) => sentry?.captureException(err) });
   const resumed = await deps.worker.resume();
   const resumedRuns = (await deps.engine?.resume()) ?? 0;
+  void deps.botIdentity?.learn();
+  const resumedReplies = (await deps.chatReplies?.resume()) ?? 0;
   deps.flows.watch();
   const longConnection = dispatcher && eventMode === 'ws' && appId && appSecret ? startLongConnection(appId, appSecret, domain, dispatcher) : undefined;
   await deps.store.prune(Date.now());
@@ -51,7 +53,7 @@ async function main(): Promise<void> {
   await once(server, 'listening');
   const address = server.address();
   const where = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
-  logger.info({ dataDir: config.dataDir, resumedJobs: resumed, resumedRuns, flows: deps.flows.all().length }, `lark-bridge listening on ${where}`);
+  logger.info({ dataDir: config.dataDir, resumedJobs: resumed, resumedRuns, resumedReplies, flows: deps.flows.all().length }, `lark-bridge listening on ${where}`);
   for (const line of describeFeatures(config)) (line.includes('WARNING') ? logger.warn(line) : logger.info(line));
 
   const pruner = setInterval(() => {
@@ -76,6 +78,7 @@ async function main(): Promise<void> {
     deps.flows.close();
     await deps.worker.stop(STOP_GRACE_MS);
     await deps.engine?.stop();
+    await deps.chatReplies?.stop();
     await closed;
     await deps.store.close();
     await deps.upstream.close();
