@@ -26,6 +26,9 @@ export function createBotInfoApi(client: LarkClient, larkCall: LarkCall): () => 
   };
 }
 
+/** How long a /readyz probe waits for an attempt under way before it reports. */
+const READINESS_WAIT_MS = 2_000;
+
 /** How long after a failed attempt the next need (a message, a /readyz probe) tries again. */
 export const BOT_INFO_RETRY_MS = 60_000;
 
@@ -79,15 +82,19 @@ export class BotIdentity {
 
   /**
    * /readyz check `lark-bot`: failing while the open id is unknown (@bot replies cannot be taken).
-   * A probe never waits on Lark: it starts a new attempt when one is due and reports what is known.
+   * A probe starts a new attempt when one is due and waits for it at most READINESS_WAIT_MS.
    */
   readiness(): ReadinessCheck {
     return {
       name: 'lark-bot',
       check: async () => {
+        if (!this.known()) {
+          const attempt = this.openId();
+          // Only an attempt under way is waited for (and not for long): a probe must answer.
+          await (this.inFlight ? Promise.race([attempt, this.clock.sleep(READINESS_WAIT_MS)]) : attempt);
+        }
         const openId = this.known();
         if (openId) return { ok: true, detail: `bot open id ${openId}` };
-        void this.openId();
         const why = this.lastError ?? 'not learned yet';
         return { ok: false, detail: `bot open id unknown (GET /open-apis/bot/v3/info: ${why}); @bot replies are ignored until it is learned` };
       },

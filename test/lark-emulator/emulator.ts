@@ -58,7 +58,9 @@ export interface StoredMessage {
   parent_id?: string;
   /** Set on a thread's root and on every message in the thread (`omt_…`). */
   thread_id?: string;
-  /** Who sent it: the app (through the API) or a person (chat-replies.ts `userSays`). */
+  /** Bookkeeping (not a Lark field): the message the reply API was called on. */
+  replied_to?: string;
+  /** Who sent it: the app (through the API) or a person (chat.ts `userSays`). */
   sender?: { open_id: string; sender_type: 'user' };
   create_time: string;
   update_time: string;
@@ -234,13 +236,13 @@ export class LarkEmulator {
         const existing = [...this.messages.values()].find((m) => m.uuid === uuid);
         if (existing) return ok(this.messageData(existing, req.appId!));
       }
-      const reply = this.storeReply(parent, { msg_type, content, ...(typeof uuid === 'string' ? { uuid } : {}) }, reply_in_thread === true);
+      const reply = this.storeReply(parent, { msg_type, content, replied_to: parent.message_id, ...(typeof uuid === 'string' ? { uuid } : {}) }, reply_in_thread === true);
       return ok(this.messageData(reply, req.appId!));
     });
   }
 
   /** Stores a reply to `parent` the way Lark links it: root, parent and (in a thread) thread ids. */
-  storeReply(parent: StoredMessage, m: Pick<StoredMessage, 'msg_type' | 'content' | 'uuid' | 'sender'>, inThread: boolean): StoredMessage {
+  storeReply(parent: StoredMessage, m: Pick<StoredMessage, 'msg_type' | 'content' | 'uuid' | 'sender' | 'replied_to'>, inThread: boolean): StoredMessage {
     const root = this.messages.get(parent.root_id ?? parent.message_id) ?? parent;
     let threadId = parent.thread_id;
     if (!threadId && inThread) threadId = root.thread_id = `omt_${randomBytes(8).toString('hex')}`;
@@ -261,9 +263,9 @@ export class LarkEmulator {
     return reply;
   }
 
-  /** Messages that reply to `messageId` (directly or in its thread), oldest first. */
+  /** Messages the app sent through the reply API on `messageId`, oldest first. */
   repliesTo(messageId: string): StoredMessage[] {
-    return [...this.messages.values()].filter((m) => m.root_id === messageId || m.parent_id === messageId);
+    return [...this.messages.values()].filter((m) => m.replied_to === messageId);
   }
 
   messageData(m: StoredMessage, appId: string) {

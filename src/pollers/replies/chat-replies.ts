@@ -71,11 +71,13 @@ export class ChatReplies {
    * bot; recorded durably and queued otherwise. While the bot's own open id is unknown it cannot
    * tell, and refuses (Lark delivers the event again later).
    */
-  async accept(msg: ReceivedMessage): Promise<'queued' | 'ignored'> {
+  async accept(msg: ReceivedMessage): Promise<'queued' | 'ignored' | 'duplicate'> {
     if (msg.chatType !== 'group' || msg.senderType !== 'user' || msg.mentions.length === 0) return 'ignored';
     const botOpenId = this.d.bot.known() ?? (await this.d.bot.openId());
     if (!botOpenId) throw new Unavailable('the bot open id is not known yet (GET /open-apis/bot/v3/info failed): cannot tell whether the message mentions the bot', 60);
     if (!mentionsBot(msg.mentions, botOpenId)) return 'ignored';
+    // The intake claims each message id once; a record already here is never reset to `received`.
+    if (await this.d.replies.get(msg.messageId)) return 'duplicate';
     const now = new Date(this.d.clock.now()).toISOString();
     await this.d.replies.put({
       id: msg.messageId,
