@@ -46,7 +46,7 @@ describe('@bot replies reach the source with their author', () => {
 
   it('takes `@bot #id# text` written in the group, and answers the message in a thread of its own', async () => {
     const { source } = await withCard();
-    const { message, event } = h.say({ text: '@_user_1 #issue-7f3a# ack, @_user_2 is on it' , others: [BOB] });
+    const { message, event } = h.say({ text: '@_user_1 #issue-7f3a# ack, @_user_2 is on it', others: [BOB] });
     await deliverAndSettle(event);
 
     expect(source.comments).toEqual([{ itemId: 'issue-7f3a', text: `ack, @${BOB.name} is on it`, author: ALICE.name }]);

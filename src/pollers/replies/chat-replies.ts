@@ -27,6 +27,8 @@ export interface ChatReply extends StoredRecord {
   messageType: string;
   content: string;
   mentions: Mention[];
+  /** The bot's open id when the message was taken: its mention is removed from the text. */
+  botOpenId: string;
   rootId?: string;
   parentId?: string;
   state: 'received' | 'commenting' | 'answering' | 'answered';
@@ -86,6 +88,7 @@ export class ChatReplies {
       messageType: msg.messageType,
       content: msg.content,
       mentions: msg.mentions,
+      botOpenId,
       rootId: msg.rootId,
       parentId: msg.parentId,
       state: 'received',
@@ -136,9 +139,7 @@ export class ChatReplies {
 
   /** Reads the message, finds its item and, when all is well, adds the comment. */
   private async decide(r: ChatReply): Promise<ChatReply> {
-    const botOpenId = this.d.bot.known() ?? (await this.d.bot.openId());
-    if (!botOpenId) throw new Error('bot open id unknown');
-    const req = readReplyRequest(r, botOpenId);
+    const req = readReplyRequest(r, r.botOpenId);
     if (req.kind === 'help') return this.save(r, { state: 'answering', outcome: { kind: 'help' } });
     if (req.kind === 'unsupported') return this.save(r, { state: 'answering', outcome: { kind: 'unsupported', messageType: req.messageType } });
     const target = await findTarget(this.d, req, r.chatId);
