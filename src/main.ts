@@ -59,13 +59,13 @@ async function main(): Promise<void> {
     const hardStop = setTimeout(() => {
       logger.error('stop took too long; exiting');
       process.exit(1);
-    }, STOP_GRACE_MS * 2);
+    }, config.taskSync.stopGraceMs + STOP_GRACE_MS);
     hardStop.unref();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     longConnection?.close();
     deps.flows.close();
-    await deps.worker.stop(STOP_GRACE_MS);
+    await deps.worker.stop(config.taskSync.stopGraceMs);
     await deps.engine?.stop();
     await closed;
     await deps.store.close();
