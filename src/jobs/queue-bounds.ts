@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import { AppError, Busy, TooLarge } from '../errors.js';
+import type { Logger } from '../log.js';
 
 /** What a job weighs in the queue: its unfinished records, and their ids' and the URL's UTF-8 bytes. */
 export interface QueueCost {
@@ -21,6 +22,8 @@ const VARIABLES = {
 
 /** The seconds over which finished records are counted to guess when room will be free again. */
 const RATE_WINDOW_SEC = 30;
+/** At most one warning per this many ms while requests are being refused. */
+const WARN_EVERY_MS = 10_000;
 
 /**
  * Bounds the unfinished work of task-sync, per client and in all, so that a flood of jobs cannot
@@ -33,10 +36,13 @@ export class QueueBounds {
   /** Records finished per second, in a ring of RATE_WINDOW_SEC slots. */
   private readonly finished = new Array<number>(RATE_WINDOW_SEC).fill(0);
   private finishedSecond = 0;
+  private refusedSinceWarning = 0;
+  private lastWarningAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly limits: QueueLimits,
     private readonly clock: Clock,
+    private readonly logger: Logger,
   ) {}
 
   /**
@@ -57,6 +63,7 @@ export class QueueBounds {
       const clientLimit = unit === 'records' ? limits.maxRecordsPerClient : limits.maxBytesPerClient;
       if (mine[unit] + cost[unit] > clientLimit) {
         const retryAfter = this.retryAfterSec(mine.records + cost.records - limits.maxRecordsPerClient);
+        this.noteRefused(VARIABLES[unit].client, client);
         throw new Busy(
           `this client's share of the task-sync queue is full: ${mine[unit]} ${unit} queued + ${cost[unit]} in this job > ${clientLimit} (${VARIABLES[unit].client}). Nothing was created; retry after ${retryAfter} s, when your jobs have progressed, or ask the operator to raise ${VARIABLES[unit].client}`,
           retryAfter,
@@ -68,6 +75,7 @@ export class QueueBounds {
       const limit = unit === 'records' ? limits.maxRecords : limits.maxBytes;
       if (this.total[unit] + cost[unit] > limit) {
         const retryAfter = this.retryAfterSec(this.total.records + cost.records - limits.maxRecords);
+        this.noteRefused(VARIABLES[unit].all, client);
         throw new AppError(
           'unavailable',
           `the task-sync queue is full: ${this.total[unit]} ${unit} queued by all clients + ${cost[unit]} in this job > ${limit} (${VARIABLES[unit].all}). Nothing was created; retry after ${retryAfter} s, or ask the operator to raise ${VARIABLES[unit].all}`,
@@ -104,6 +112,19 @@ export class QueueBounds {
   usage(client?: string): QueueCost {
     const c = client === undefined ? this.total : (this.byClient.get(client) ?? { records: 0, bytes: 0 });
     return { records: c.records, bytes: c.bytes };
+  }
+
+  /** One warning per WARN_EVERY_MS while refusing, with the count since the last one: the operator sees it, the log does not flood. */
+  private noteRefused(bound: string, client: string): void {
+    this.refusedSinceWarning++;
+    const now = this.clock.now();
+    if (now - this.lastWarningAt < WARN_EVERY_MS) return;
+    this.logger.warn(
+      { bound, client, refused: this.refusedSinceWarning, queued: this.usage(), clientQueued: this.usage(client) },
+      `task-sync queue at its bound (${bound}): refusing new jobs with 429/503 + Retry-After`,
+    );
+    this.refusedSinceWarning = 0;
+    this.lastWarningAt = now;
   }
 
   /** How long until `excess` records have finished at the recent pace: 1 to 60 s, 30 when nothing finished lately. */

@@ -46,7 +46,7 @@ export class TaskSyncWorker {
     this.queue = new FairQueue(o.concurrency, (err, task) => {
       o.logger.error({ err, jobId: task.group }, 'task-sync record failed unexpectedly');
     });
-    this.bounds = new QueueBounds(o.bounds, o.clock);
+    this.bounds = new QueueBounds(o.bounds, o.clock, o.logger);
   }
 
   /** Takes room in the queue for a job about to be made, or throws 429/503/413 (see QueueBounds.admit). */
