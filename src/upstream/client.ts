@@ -85,10 +85,23 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
   ): Promise<UpstreamOutcome> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new Error(`deadline of ${deadlineMs} ms reached`)), deadlineMs);
-    const stop = signal ? AbortSignal.any([signal, closing.signal]) : closing.signal;
-    const abortOn = AbortSignal.any([deadline.signal, stop]);
+    // One controller per call, aborted by its deadline or by a stop. Not AbortSignal.any: on
+    // Node 20 it keeps every derived signal alive as long as the long-lived stop signal lives.
+    const abort = new AbortController();
+    let cause: 'deadline' | 'stop' | undefined;
+    const timer = setTimeout(() => {
+      cause ??= 'deadline';
+      abort.abort(new Error(`deadline of ${deadlineMs} ms reached`));
+    }, deadlineMs);
+    const onStop = () => {
+      cause ??= 'stop';
+      abort.abort(new Error('the service is stopping'));
+    };
+    const stopSignals = signal ? [signal, closing.signal] : [closing.signal];
+    for (const s of stopSignals) {
+      if (s.aborted) onStop();
+      else s.addEventListener('abort', onStop, { once: true });
+    }
     let sent = false;
     try {
       const call = request(url, {
@@ -96,21 +109,21 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
         dispatcher: agent.compose(onceWritten(() => (sent = true))),
         headers: { 'content-type': 'application/json', 'user-agent': 'lark-bridge', ...headers },
         body: typeof body === 'string' ? body : JSON.stringify(body),
-        signal: abortOn,
+        signal: abort.signal,
       });
       call.catch(() => undefined); // when the race below is lost, its rejection is expected
       // undici applies an abort to a request still connecting only once it has a socket: do not wait for that.
-      const res = await Promise.race([call, rejectOnAbort(abortOn)]);
+      const res = await Promise.race([call, rejectOnAbort(abort.signal)]);
       const response = await readCapped(res.body, keep);
       const httpStatus = res.statusCode;
       if (httpStatus >= 200 && httpStatus < 300) return { kind: 'success', httpStatus, response, durationMs: elapsed() };
       const retryable = httpStatus >= 500 || httpStatus === 429 || httpStatus === 408;
       return { kind: 'failure', retryable, httpStatus, response, error: `upstream answered HTTP ${httpStatus}`, durationMs: elapsed() };
     } catch (err) {
-      if (stop.aborted) {
+      if (cause === 'stop') {
         return { kind: 'failure', retryable: true, cancelled: true, error: 'cancelled: the service is stopping', durationMs: elapsed() };
       }
-      if (deadline.signal.aborted) {
+      if (cause === 'deadline') {
         // Sent: the upstream has the request, only its answer is missing. Not sent: it has nothing.
         if (sent) return { kind: 'timeout', error: `no complete answer within ${deadlineMs} ms`, durationMs: elapsed() };
         return { kind: 'failure', retryable: true, error: `could not connect and send within ${deadlineMs} ms`, durationMs: elapsed() };
@@ -120,6 +133,7 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
       return { kind: 'failure', retryable: RETRYABLE_CODES.has(code), error: message, durationMs: elapsed() };
     } finally {
       clearTimeout(timer);
+      for (const s of stopSignals) s.removeEventListener('abort', onStop);
     }
   }
 
