@@ -35,6 +35,9 @@ const int = (fallback: number, min: number, max: number) =>
       return n;
     });
 
+/** A whole number whose default depends on other variables: undefined when unset. */
+const optionalInt = (min: number, max: number) => int(Number.NaN, min, max).transform((n) => (Number.isNaN(n) ? undefined : n));
+
 const optionalString = z
   .string()
   .trim()
@@ -102,6 +105,14 @@ const envSchema = z.object({
 
   TASK_SYNC_ALLOWED_URLS: list(DEFAULT_TASK_SYNC_PREFIXES),
   TASK_SYNC_CONCURRENCY: int(8, 1, 1024),
+  // Default: half of TASK_SYNC_CONCURRENCY (rounded up) with several API tokens, all of it with one.
+  TASK_SYNC_CONCURRENCY_PER_CLIENT: optionalInt(1, 1024),
+  TASK_SYNC_CONCURRENCY_PER_HOST: optionalInt(1, 1024),
+  TASK_SYNC_MAX_QUEUED_RECORDS: int(50_000, 1, 10_000_000),
+  TASK_SYNC_MAX_QUEUED_BYTES: int(64 * 1024 * 1024, 1024, 2 ** 40),
+  TASK_SYNC_MAX_QUEUED_RECORDS_PER_CLIENT: optionalInt(1, 10_000_000),
+  TASK_SYNC_MAX_QUEUED_BYTES_PER_CLIENT: optionalInt(1024, 2 ** 40),
+  TASK_SYNC_STOP_GRACE_MS: int(8_000, 0, 600_000),
   TASK_SYNC_DEFAULT_TIMEOUT: int(15, 1, 3600),
   TASK_SYNC_MAX_TIMEOUT: int(120, 1, 3600),
   TASK_SYNC_CONNECT_TIMEOUT_MS: int(5_000, 100, 60_000),
@@ -146,6 +157,16 @@ export interface Config {
   readonly taskSync: {
     readonly allowedPrefixes: readonly string[];
     readonly concurrency: number;
+    /** Calls one API client may have running at once: its upstream hanging cannot take more. */
+    readonly concurrencyPerClient: number;
+    readonly concurrencyPerHost: number;
+    /** Unfinished records (and their ids' and URLs' bytes) that may wait, in all and per client. */
+    readonly maxQueuedRecords: number;
+    readonly maxQueuedBytes: number;
+    readonly maxQueuedRecordsPerClient: number;
+    readonly maxQueuedBytesPerClient: number;
+    /** How long a stop waits for running calls before cutting them. */
+    readonly stopGraceMs: number;
     readonly defaultTimeoutSec: number;
     readonly maxTimeoutSec: number;
     readonly connectTimeoutMs: number;
@@ -188,6 +209,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.TASK_SYNC_DEFAULT_TIMEOUT > e.TASK_SYNC_MAX_TIMEOUT) {
     problems.push('TASK_SYNC_DEFAULT_TIMEOUT: must not exceed TASK_SYNC_MAX_TIMEOUT');
   }
+  const queued = taskSyncQueueLimits(e, problems);
   for (const prefix of e.TASK_SYNC_ALLOWED_URLS) {
     if (!/^https?:\/\/[^/]+/i.test(prefix)) {
       problems.push(`TASK_SYNC_ALLOWED_URLS: "${prefix}" is not an http(s) URL prefix`);
@@ -226,6 +248,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     taskSync: {
       allowedPrefixes: e.TASK_SYNC_ALLOWED_URLS,
       concurrency: e.TASK_SYNC_CONCURRENCY,
+      ...queued,
+      stopGraceMs: e.TASK_SYNC_STOP_GRACE_MS,
       defaultTimeoutSec: e.TASK_SYNC_DEFAULT_TIMEOUT,
       maxTimeoutSec: e.TASK_SYNC_MAX_TIMEOUT,
       connectTimeoutMs: e.TASK_SYNC_CONNECT_TIMEOUT_MS,
@@ -239,6 +263,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sentryDsn: e.SENTRY_DSN,
     logLevel: e.LOG_LEVEL,
   });
+}
+
+/** Concurrency shares and queue bounds: defaults that follow other variables, and the checks between them. */
+function taskSyncQueueLimits(e: Env, problems: string[]) {
+  const concurrency = e.TASK_SYNC_CONCURRENCY;
+  const severalClients = e.API_AUTH === 'on' && e.API_TOKENS.length > 1;
+  const limits = {
+    concurrencyPerClient: e.TASK_SYNC_CONCURRENCY_PER_CLIENT ?? (severalClients ? Math.ceil(concurrency / 2) : concurrency),
+    concurrencyPerHost: e.TASK_SYNC_CONCURRENCY_PER_HOST ?? concurrency,
+    maxQueuedRecords: e.TASK_SYNC_MAX_QUEUED_RECORDS,
+    maxQueuedBytes: e.TASK_SYNC_MAX_QUEUED_BYTES,
+    maxQueuedRecordsPerClient: e.TASK_SYNC_MAX_QUEUED_RECORDS_PER_CLIENT ?? Math.min(10_000, e.TASK_SYNC_MAX_QUEUED_RECORDS),
+    maxQueuedBytesPerClient: e.TASK_SYNC_MAX_QUEUED_BYTES_PER_CLIENT ?? Math.min(16 * 1024 * 1024, e.TASK_SYNC_MAX_QUEUED_BYTES),
+  };
+  const notAbove = (name: string, value: number, limitName: string, limit: number) => {
+    if (value > limit) problems.push(`${name}: ${value} is more than ${limitName} (${limit})`);
+  };
+  notAbove('TASK_SYNC_CONCURRENCY_PER_CLIENT', limits.concurrencyPerClient, 'TASK_SYNC_CONCURRENCY', concurrency);
+  notAbove('TASK_SYNC_CONCURRENCY_PER_HOST', limits.concurrencyPerHost, 'TASK_SYNC_CONCURRENCY', concurrency);
+  notAbove('TASK_SYNC_MAX_QUEUED_RECORDS_PER_CLIENT', limits.maxQueuedRecordsPerClient, 'TASK_SYNC_MAX_QUEUED_RECORDS', limits.maxQueuedRecords);
+  notAbove('TASK_SYNC_MAX_QUEUED_BYTES_PER_CLIENT', limits.maxQueuedBytesPerClient, 'TASK_SYNC_MAX_QUEUED_BYTES', limits.maxQueuedBytes);
+  if (limits.maxQueuedRecordsPerClient < e.TASK_SYNC_MAX_RECORDS) {
+    problems.push(
+      `TASK_SYNC_MAX_QUEUED_RECORDS_PER_CLIENT: ${limits.maxQueuedRecordsPerClient} is less than TASK_SYNC_MAX_RECORDS (${e.TASK_SYNC_MAX_RECORDS}): a full batch could never be queued`,
+    );
+  }
+  return limits;
 }
 
 /** One line per feature for the start-up banner; never prints secrets. */
@@ -270,7 +321,7 @@ export function describeFeatures(config: Config): string[] {
   else if (config.auth.tokens.length === 0) lines.push('API auth: no API_TOKENS set — /api/* answers 401');
   else lines.push(`API auth: ${config.auth.tokens.length} bearer token(s)`);
   lines.push(
-    `Task sync: ${config.taskSync.concurrency} concurrent calls, allowed prefixes ${config.taskSync.allowedPrefixes.join(' ')}`,
+    `Task sync: ${config.taskSync.concurrency} concurrent calls (${config.taskSync.concurrencyPerClient} per client, ${config.taskSync.concurrencyPerHost} per host), queue bound ${config.taskSync.maxQueuedRecords} records (${config.taskSync.maxQueuedRecordsPerClient} per client), allowed prefixes ${config.taskSync.allowedPrefixes.join(' ')}`,
   );
   if (!config.taskSync.verifySsl) lines.push('Task sync: WARNING TLS verification is OFF (ANYCROSS_VERIFY_SSL=false)');
   lines.push(config.sentryDsn ? 'Sentry: on' : 'Sentry: off — SENTRY_DSN not set');

@@ -40,7 +40,17 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
     upstream,
     clock,
     logger,
-    concurrency: config.taskSync.concurrency,
+    concurrency: {
+      concurrency: config.taskSync.concurrency,
+      perClient: config.taskSync.concurrencyPerClient,
+      perHost: config.taskSync.concurrencyPerHost,
+    },
+    bounds: {
+      maxRecords: config.taskSync.maxQueuedRecords,
+      maxBytes: config.taskSync.maxQueuedBytes,
+      maxRecordsPerClient: config.taskSync.maxQueuedRecordsPerClient,
+      maxBytesPerClient: config.taskSync.maxQueuedBytesPerClient,
+    },
     retries: config.taskSync.retries,
     retryBaseMs: config.taskSync.retryBaseMs,
   });

@@ -70,16 +70,20 @@ async function main(): Promise<void> {
     const hardStop = setTimeout(() => {
       logger.error('stop took too long; exiting');
       process.exit(1);
-    }, STOP_GRACE_MS * 2);
+    }, config.taskSync.stopGraceMs + STOP_GRACE_MS);
     hardStop.unref();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // server.close() drops the connections idle now; a keep-alive connection whose answer goes out
+    // during the stop (a single record answered 202 by worker.stop) would hold it for 5 s more.
+    const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
     server.closeIdleConnections();
     longConnection?.close();
     deps.flows.close();
-    await deps.worker.stop(STOP_GRACE_MS);
+    await deps.worker.stop(config.taskSync.stopGraceMs);
     await deps.engine?.stop();
     await deps.chatReplies?.stop();
     await closed;
+    clearInterval(idleSweep);
     await deps.store.close();
     await deps.upstream.close();
     await sentry?.flush(2000).catch(() => undefined);

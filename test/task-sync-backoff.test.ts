@@ -37,7 +37,15 @@ async function runOneRecord(o: { retries: number; retryBaseMs: number; random: (
   store = await openJsonFileStore({ dir, clock });
   client = createUpstreamClient({ connectTimeoutMs: 1000, verifySsl: true });
   const jobs = store.collection<Job>('jobs');
-  const worker = new TaskSyncWorker({ jobs, upstream: client, clock, logger: silentLogger(), concurrency: 2, ...o });
+  const worker = new TaskSyncWorker({
+    jobs,
+    upstream: client,
+    clock,
+    logger: silentLogger(),
+    concurrency: { concurrency: 2, perClient: 2, perHost: 2 },
+    bounds: { maxRecords: 100, maxBytes: 100_000, maxRecordsPerClient: 100, maxBytesPerClient: 100_000 },
+    ...o,
+  });
   const now = new Date().toISOString();
   const job: Job = {
     id: 'job-backoff',

@@ -35,7 +35,9 @@ export function renderErrors(logger: Logger, report: ErrorReporter) {
         if (err.code === 'unauthorized') ctx.set('WWW-Authenticate', 'Bearer');
         if (err.retryAfterSec !== undefined) ctx.set('Retry-After', String(err.retryAfterSec));
         ctx.body = { error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } };
-        if (status >= 500) logger.error({ err, reqId: ctx.state.reqId }, err.message);
+        // A 503 with Retry-After is back-pressure (a full queue), expected under load: the part that
+        // refuses logs it, rate-limited; one error line per refused request would flood the log.
+        if (status >= 500 && err.retryAfterSec === undefined) logger.error({ err, reqId: ctx.state.reqId }, err.message);
         return;
       }
       // koa/http-errors style (e.g. 405 from allowedMethods, aborted body reads)

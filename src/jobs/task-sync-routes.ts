@@ -32,7 +32,7 @@ export function taskSyncRoutes(d: TaskSyncRouteDeps): Route[] {
         ctx.set('Location', statusPath(job.id));
 
         if (job.mode === 'single') {
-          // Wait for the one call: its read timeout plus connect time and a little slack.
+          // Wait for the one call: its deadline (connect included), plus slack for a wait for a free slot.
           const finished = await d.worker.waitForFinish(job, job.timeoutSec * 1000 + d.connectTimeoutMs + 2000);
           if (finished && finished.status !== 'accepted') {
             ctx.status = 200;

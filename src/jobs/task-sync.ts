@@ -1,17 +1,29 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
-import { Conflict, Unavailable } from '../errors.js';
+import { AppError, Conflict, Unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { KeySpace, RecordCollection } from '../store/store.js';
 import type { Job } from './job.js';
+import type { QueueCost } from './queue-bounds.js';
+import { recordIdProblem } from './record-headers.js';
 import type { TaskSyncWorker } from './worker.js';
 
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 
 /** The body of POST /api/task-sync: one record or a batch, as the Flask bot took it. */
 export function taskSyncRequestSchema(limits: { maxRecords: number; maxTimeoutSec: number }) {
-  const recordId = z.string().trim().min(1, 'must be a non-empty string').max(1024, 'must be at most 1024 characters');
+  // Any Unicode is fine (it reaches the upstream percent-encoded in headers, as sent in the body);
+  // only what cannot be sent at all is refused.
+  const recordId = z
+    .string()
+    .trim()
+    .min(1, 'must be a non-empty string')
+    .max(1024, 'must be at most 1024 characters')
+    .superRefine((id, ctx) => {
+      const problem = recordIdProblem(id);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    });
   return z
     .object({
       webhookUrl: z.string({ error: 'is required: the upstream URL to call' }).trim().min(1, 'is required').max(2048),
@@ -69,13 +81,43 @@ export function createTaskSync(o: TaskSyncOptions) {
 
     const scoped = idempotency?.scoped;
     const fingerprint = scoped === undefined ? '' : createHash('sha256').update(JSON.stringify([webhookUrl, mode, records, timeoutSec])).digest('hex');
+
+    // Room in the queue first (synchronous: a burst at the bound never overshoots it). A full
+    // queue still answers a replay: its job exists already and takes no new room.
+    let cost: QueueCost;
+    try {
+      cost = o.worker.admit(client, webhookUrl, records);
+    } catch (err) {
+      const replay = err instanceof AppError && scoped !== undefined ? await replayOf(scoped, fingerprint) : undefined;
+      if (replay) return { job: replay, replayed: true };
+      throw err;
+    }
+    try {
+      return await create(client, idempotency, { webhookUrl, records, mode, timeoutSec, fingerprint, cost });
+    } catch (err) {
+      o.worker.release(client, cost);
+      throw err;
+    }
+  }
+
+  /** Makes the job whose room `cost` was taken; a replay instead gives the room back. */
+  async function create(
+    client: string,
+    idempotency: { key: string; scoped: string } | undefined,
+    p: { webhookUrl: string; records: string[]; mode: 'single' | 'batch'; timeoutSec: number; fingerprint: string; cost: QueueCost },
+  ): Promise<Submission> {
+    const { webhookUrl, records, mode, timeoutSec, fingerprint } = p;
+    const scoped = idempotency?.scoped;
     const jobId = randomUUID();
     if (scoped !== undefined) {
       // Claim the key before making the job: of two concurrent requests with one key, one wins.
       const won = await claimOrUnavailable(() => o.idempotency.claim(scoped, { jobId, fingerprint }, o.clock.now() + IDEMPOTENCY_TTL_MS));
       if (!won) {
         const replay = await replayOf(scoped, fingerprint);
-        if (replay) return { job: replay, replayed: true };
+        if (replay) {
+          o.worker.release(client, p.cost);
+          return { job: replay, replayed: true };
+        }
         // The key names a job that was never saved (its request failed): this request takes it over.
         await claimOrUnavailable(() => o.idempotency.set(scoped, { jobId, fingerprint }, o.clock.now() + IDEMPOTENCY_TTL_MS).then(() => true));
       }
@@ -104,7 +146,7 @@ export function createTaskSync(o: TaskSyncOptions) {
       if (scoped) await o.idempotency.delete(scoped).catch(() => undefined);
       throw new Unavailable('the job could not be saved (data dir not writable); nothing was sent, try again');
     }
-    o.worker.submit(job);
+    o.worker.submit(job, true);
     return { job, replayed: false };
   }
 

@@ -1,17 +1,22 @@
-import PQueue from 'p-queue';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { RecordCollection } from '../store/store.js';
 import { backoffDelay } from '../backoff.js';
 import { finalStatus, isFinal, pendingRecordIndexes, type Job, type RecordResult } from './job.js';
 import type { UpstreamClient, UpstreamOutcome } from '../upstream/client.js';
+import { FairQueue, type FairQueueLimits } from './fair-queue.js';
+import { costOf, QueueBounds, type QueueCost, type QueueLimits } from './queue-bounds.js';
+import { recordHeaders } from './record-headers.js';
 
 export interface WorkerOptions {
   jobs: RecordCollection<Job>;
   upstream: UpstreamClient;
   clock: Clock;
   logger: Logger;
-  concurrency: number;
+  /** Calls at once: in all, per client, per upstream host. */
+  concurrency: FairQueueLimits;
+  /** How much unfinished work may be queued, per client and in all. */
+  bounds: QueueLimits;
   /** Extra tries after the first on a retryable failure: 2 means at most 3 calls per record. */
   retries: number;
   /** The first backoff; it doubles per retry, with jitter (src/backoff.ts). */
@@ -21,24 +26,49 @@ export interface WorkerOptions {
 }
 
 /**
- * Sends the records of task-sync jobs upstream, at most `concurrency` calls at once across all
- * jobs. Each record result is persisted as it lands; a finished job is archived. A record waiting
- * for its backoff does not hold a concurrency slot.
+ * Sends the records of task-sync jobs upstream, with a fair share of the concurrency for each
+ * client and host (src/jobs/fair-queue.ts), and keeps the unfinished work within its bounds
+ * (src/jobs/queue-bounds.ts). Each record result is persisted as it lands; a finished job is
+ * archived. A record waiting for its backoff does not hold a concurrency slot.
  */
 export class TaskSyncWorker {
-  private readonly queue: PQueue;
+  private readonly queue: FairQueue;
+  readonly bounds: QueueBounds;
   private readonly waiters = new Map<string, Set<(job: Job | undefined) => void>>();
+  /** No new work starts. */
   private readonly stopping = new AbortController();
+  /** Calls still running when the stop's grace is over are cut (their records resume on the next start). */
+  private readonly cancelling = new AbortController();
   private recording = 0;
   private recorded: (() => void) | null = null;
 
   constructor(private readonly o: WorkerOptions) {
-    this.queue = new PQueue({ concurrency: o.concurrency });
+    this.queue = new FairQueue(o.concurrency, (err, task) => {
+      o.logger.error({ err, jobId: task.group }, 'task-sync record failed unexpectedly');
+    });
+    this.bounds = new QueueBounds(o.bounds, o.clock, o.logger);
   }
 
-  /** Queues every record of the job that has no final result yet. */
-  submit(job: Job): void {
-    for (const index of pendingRecordIndexes(job)) this.enqueue(job, index, 1);
+  /** Takes room in the queue for a job about to be made, or throws 429/503/413 (see QueueBounds.admit). */
+  admit(client: string, webhookUrl: string, records: readonly string[]): QueueCost {
+    const cost = costOf(webhookUrl, records);
+    this.bounds.admit(client, cost);
+    return cost;
+  }
+
+  /** Gives back the room of a job that `admit` let in but that was not made after all. */
+  release(client: string, cost: QueueCost): void {
+    this.bounds.remove(client, cost, false);
+  }
+
+  /**
+   * Queues every record of the job that has no final result yet. `admitted`: the job's room was
+   * taken by admit(); without it (a job resumed at start) the job is counted whatever the bounds.
+   */
+  submit(job: Job, admitted = false): void {
+    const pending = pendingRecordIndexes(job);
+    if (!admitted) this.bounds.add(clientOf(job), costOf(job.webhookUrl, pending.map((i) => job.records[i]!)));
+    for (const index of pending) this.enqueue(job, index, 1);
   }
 
   /** Picks up jobs a crash or stop left unfinished. Returns how many were resumed. */
@@ -75,12 +105,22 @@ export class TaskSyncWorker {
     });
   }
 
-  /** Stops taking work, lets running calls finish (up to graceMs); unfinished records stay for resume(). */
+  /**
+   * Stops taking work and lets running calls finish for up to graceMs, then cuts the rest.
+   * Records without a final result stay as they are on disk, for resume() on the next start.
+   */
   async stop(graceMs: number): Promise<void> {
     this.stopping.abort();
     this.queue.pause();
     this.queue.clear();
-    await Promise.race([this.queue.onIdle(), this.o.clock.sleep(graceMs)]);
+    const graceOver = new AbortController();
+    await Promise.race([this.queue.onIdle(), this.o.clock.sleep(graceMs, graceOver.signal)]);
+    graceOver.abort();
+    if (this.queue.pending > 0) {
+      this.o.logger.warn({ calls: this.queue.pending, graceMs }, 'task-sync calls still running at stop: cut; their records are sent again on the next start');
+      this.cancelling.abort();
+      await this.queue.onIdle();
+    }
     await new Promise<void>((resolve) => {
       // Results of calls that just ended are still being written: let them land.
       if (this.recording === 0) return resolve();
@@ -92,14 +132,21 @@ export class TaskSyncWorker {
 
   private enqueue(job: Job, index: number, attempt: number): void {
     if (this.stopping.signal.aborted) return;
-    // Only the upstream call holds a concurrency slot; recording the result happens after it,
-    // so a slow disk write never throttles the calls.
-    this.queue
-      .add(() => this.call(job, index))
-      .then((outcome) => outcome && this.record(job, index, attempt, outcome))
-      .catch((err: unknown) => {
-        this.o.logger.error({ err, jobId: job.id }, 'task-sync record failed unexpectedly');
-      });
+    this.queue.add({
+      client: clientOf(job),
+      host: new URL(job.webhookUrl).host,
+      group: job.id,
+      // Only the upstream call holds a slot; recording the result happens after it, so a slow
+      // disk write never throttles the calls.
+      run: async () => {
+        const outcome = await this.call(job, index);
+        if (outcome) {
+          this.record(job, index, attempt, outcome).catch((err: unknown) => {
+            this.o.logger.error({ err, jobId: job.id }, 'task-sync result could not be recorded');
+          });
+        }
+      },
+    });
   }
 
   private async call(job: Job, index: number): Promise<UpstreamOutcome | undefined> {
@@ -110,13 +157,18 @@ export class TaskSyncWorker {
       job.webhookUrl,
       { recordId },
       // Delivery is at-least-once (a crash mid-call re-sends): these let the upstream dedupe.
-      { 'x-bridge-job-id': job.id, 'x-bridge-record-id': recordId, 'idempotency-key': `${job.id}:${recordId}` },
+      recordHeaders(job.id, recordId),
+      // One deadline for the whole call: connect, send, headers, body (src/upstream/client.ts).
       job.timeoutSec * 1000,
+      undefined,
+      this.cancelling.signal,
     );
   }
 
   private async record(job: Job, index: number, attempt: number, outcome: UpstreamOutcome): Promise<void> {
     const recordId = job.records[index]!;
+    // Cut by a stop: the call proves nothing; the record stays unfinished and is sent again on the next start.
+    if (outcome.kind === 'failure' && outcome.cancelled) return;
     if (outcome.kind === 'failure' && outcome.retryable && attempt <= this.o.retries) {
       // Stopping: leave the record without a result, so the next start tries it again.
       if (this.stopping.signal.aborted) return;
@@ -129,9 +181,12 @@ export class TaskSyncWorker {
     }
     job.results[index] = toResult(recordId, outcome, attempt);
     job.updatedAt = new Date(this.o.clock.now()).toISOString();
+    const last = pendingRecordIndexes(job).length === 0;
+    // The room is given back once the result is in memory: the write below may lag, the queue does not grow.
+    this.bounds.remove(clientOf(job), { records: 1, bytes: Buffer.byteLength(recordId) + (last ? Buffer.byteLength(job.webhookUrl) : 0) }, true);
     this.recording++;
     try {
-      if (pendingRecordIndexes(job).length === 0) await this.finish(job);
+      if (last) await this.finish(job);
       else await this.o.jobs.put(job);
     } finally {
       if (--this.recording === 0) this.recorded?.();
@@ -148,6 +203,11 @@ export class TaskSyncWorker {
     this.o.logger.info({ jobId: job.id, status: job.status, records: job.records.length }, 'task-sync job finished');
     for (const notify of [...(this.waiters.get(job.id) ?? [])]) notify(job);
   }
+}
+
+/** Jobs made before tokens were recorded belong to no token: they share one lane. */
+function clientOf(job: Job): string {
+  return job.client ?? 'anonymous';
 }
 
 function toResult(recordId: string, outcome: UpstreamOutcome, attempts: number): RecordResult {

@@ -1,11 +1,20 @@
 import { readFileSync } from 'node:fs';
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 
 /** The one module that calls upstream URLs (Anycross triggers, business APIs) over undici. */
 export type UpstreamOutcome =
   | { kind: 'success'; httpStatus: number; response: string; durationMs: number }
-  | { kind: 'failure'; retryable: boolean; httpStatus?: number; response?: string; error: string; durationMs: number }
-  /** The request went out but no answer came within the read timeout: the upstream has it. */
+  | {
+      kind: 'failure';
+      retryable: boolean;
+      httpStatus?: number;
+      response?: string;
+      error: string;
+      durationMs: number;
+      /** The caller's signal ended the call (the service is stopping): it proves nothing about the upstream. */
+      cancelled?: true;
+    }
+  /** The request was sent but no complete answer came before the deadline: the upstream has it. */
   | { kind: 'timeout'; error: string; durationMs: number };
 
 export interface UpstreamOptions {
@@ -17,9 +26,21 @@ export interface UpstreamOptions {
 }
 
 export interface UpstreamClient {
-  /** POSTs JSON (an object, or text already serialised — e.g. when it was signed). */
-  postJson(url: string, body: unknown, headers: Record<string, string>, readTimeoutMs: number, keepBytes?: number): Promise<UpstreamOutcome>;
-  close(): Promise<void>;
+  /**
+   * POSTs JSON (an object, or text already serialised — e.g. when it was signed). `deadlineMs`
+   * bounds the whole exchange: connecting, sending, the headers and the body of the answer.
+   * `signal` lets the caller cancel (a stop); the outcome is then a cancelled failure.
+   */
+  postJson(
+    url: string,
+    body: unknown,
+    headers: Record<string, string>,
+    deadlineMs: number,
+    keepBytes?: number,
+    signal?: AbortSignal,
+  ): Promise<UpstreamOutcome>;
+  /** Waits up to `graceMs` for calls in flight, then cuts them. */
+  close(graceMs?: number): Promise<void>;
 }
 
 const MAX_READ_BYTES = 1024 * 1024;
@@ -46,37 +67,121 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
       ...(options.caBundlePath ? { ca: readFileSync(options.caBundlePath, 'utf8') } : {}),
     },
     keepAliveTimeout: 4_000,
+    // The deadline below is the one timer of a call; undici's own ones measure gaps, not the whole.
+    headersTimeout: 0,
+    bodyTimeout: 0,
   });
 
-  return {
-    async postJson(url, body, headers, readTimeoutMs, keep = keepBytes) {
-      const started = performance.now();
-      const elapsed = () => Math.round(performance.now() - started);
-      try {
-        const res = await request(url, {
-          method: 'POST',
-          dispatcher: agent,
-          headers: { 'content-type': 'application/json', 'user-agent': 'lark-bridge', ...headers },
-          body: typeof body === 'string' ? body : JSON.stringify(body),
-          headersTimeout: readTimeoutMs,
-          bodyTimeout: readTimeoutMs,
-        });
-        const response = await readCapped(res.body, keep);
-        const httpStatus = res.statusCode;
-        if (httpStatus >= 200 && httpStatus < 300) return { kind: 'success', httpStatus, response, durationMs: elapsed() };
-        const retryable = httpStatus >= 500 || httpStatus === 429 || httpStatus === 408;
-        return { kind: 'failure', retryable, httpStatus, response, error: `upstream answered HTTP ${httpStatus}`, durationMs: elapsed() };
-      } catch (err) {
-        const code = (err as { code?: string }).code ?? '';
-        if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-          return { kind: 'timeout', error: `no answer within ${readTimeoutMs} ms`, durationMs: elapsed() };
-        }
-        const message = `${code ? `${code}: ` : ''}${(err as Error).message}`;
-        return { kind: 'failure', retryable: RETRYABLE_CODES.has(code), error: message, durationMs: elapsed() };
+  const inFlight = new Set<Promise<UpstreamOutcome>>();
+  const closing = new AbortController();
+
+  async function postJson(
+    url: string,
+    body: unknown,
+    headers: Record<string, string>,
+    deadlineMs: number,
+    keep = keepBytes,
+    signal?: AbortSignal,
+  ): Promise<UpstreamOutcome> {
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    // One controller per call, aborted by its deadline or by a stop. Not AbortSignal.any: on
+    // Node 20 it keeps every derived signal alive as long as the long-lived stop signal lives.
+    const abort = new AbortController();
+    let cause: 'deadline' | 'stop' | undefined;
+    const timer = setTimeout(() => {
+      cause ??= 'deadline';
+      abort.abort(new Error(`deadline of ${deadlineMs} ms reached`));
+    }, deadlineMs);
+    const onStop = () => {
+      cause ??= 'stop';
+      abort.abort(new Error('the service is stopping'));
+    };
+    const stopSignals = signal ? [signal, closing.signal] : [closing.signal];
+    for (const s of stopSignals) {
+      if (s.aborted) onStop();
+      else s.addEventListener('abort', onStop, { once: true });
+    }
+    let sent = false;
+    try {
+      const call = request(url, {
+        method: 'POST',
+        dispatcher: agent.compose(onceWritten(() => (sent = true))),
+        headers: { 'content-type': 'application/json', 'user-agent': 'lark-bridge', ...headers },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+        signal: abort.signal,
+      });
+      call.catch(() => undefined); // when the race below is lost, its rejection is expected
+      // undici applies an abort to a request still connecting only once it has a socket: do not wait for that.
+      const res = await Promise.race([call, rejectOnAbort(abort.signal)]);
+      const response = await readCapped(res.body, keep);
+      const httpStatus = res.statusCode;
+      if (httpStatus >= 200 && httpStatus < 300) return { kind: 'success', httpStatus, response, durationMs: elapsed() };
+      const retryable = httpStatus >= 500 || httpStatus === 429 || httpStatus === 408;
+      return { kind: 'failure', retryable, httpStatus, response, error: `upstream answered HTTP ${httpStatus}`, durationMs: elapsed() };
+    } catch (err) {
+      if (cause === 'stop') {
+        return { kind: 'failure', retryable: true, cancelled: true, error: 'cancelled: the service is stopping', durationMs: elapsed() };
       }
+      if (cause === 'deadline') {
+        // Sent: the upstream has the request, only its answer is missing. Not sent: it has nothing.
+        if (sent) return { kind: 'timeout', error: `no complete answer within ${deadlineMs} ms`, durationMs: elapsed() };
+        return { kind: 'failure', retryable: true, error: `could not connect and send within ${deadlineMs} ms`, durationMs: elapsed() };
+      }
+      const code = (err as { code?: string }).code ?? '';
+      const message = `${code ? `${code}: ` : ''}${(err as Error).message}`;
+      return { kind: 'failure', retryable: RETRYABLE_CODES.has(code), error: message, durationMs: elapsed() };
+    } finally {
+      clearTimeout(timer);
+      for (const s of stopSignals) s.removeEventListener('abort', onStop);
+    }
+  }
+
+  return {
+    postJson(...args) {
+      const outcome = postJson(...args);
+      inFlight.add(outcome);
+      void outcome.finally(() => inFlight.delete(outcome));
+      return outcome;
     },
-    close: () => agent.close(),
+    async close(graceMs = 1_000) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(inFlight), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+      closing.abort();
+      await Promise.all(inFlight);
+      // agent.close() would wait for sockets still connecting; nothing of ours waits on them any more.
+      await agent.destroy();
+    },
   };
+}
+
+/** Rejects when the signal aborts; never resolves. */
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
+
+/**
+ * Tells when undici starts writing the request on a connected socket (its onRequestStart), so
+ * a deadline that strikes later means "sent, answer missing" and one that strikes before means
+ * "never sent".
+ */
+function onceWritten(notify: () => void): Dispatcher.DispatcherComposeInterceptor {
+  return (dispatch) => (opts, handler) =>
+    dispatch(opts, {
+      onRequestStart(controller, context) {
+        notify();
+        handler.onRequestStart?.(controller, context);
+      },
+      onRequestUpgrade: (controller, statusCode, headers, socket) => handler.onRequestUpgrade?.(controller, statusCode, headers, socket),
+      onResponseStart: (controller, statusCode, headers, statusMessage) => handler.onResponseStart?.(controller, statusCode, headers, statusMessage),
+      onResponseData: (controller, chunk) => handler.onResponseData?.(controller, chunk),
+      onResponseEnd: (controller, trailers) => handler.onResponseEnd?.(controller, trailers),
+      onResponseError: (controller, error) => handler.onResponseError?.(controller, error),
+    });
 }
 
 /** Reads the whole body (so the connection can be reused) but keeps only the first `keep` bytes. */

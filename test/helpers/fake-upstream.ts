@@ -1,11 +1,15 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface UpstreamCall {
   path: string;
   body: any;
+  /** The body's bytes as received. */
+  raw: Buffer;
   headers: IncomingHttpHeaders;
   at: number;
+  /** Set when the caller closed the connection before the answer was complete. */
+  cutAt?: number;
 }
 
 export interface UpstreamReply {
@@ -13,6 +17,12 @@ export interface UpstreamReply {
   body?: unknown;
   delayMs?: number;
   headers?: Record<string, string>;
+  /** Send the status line and headers, then one byte every `everyMs`, `bytes` in all (a slow drip). */
+  drip?: { everyMs: number; bytes: number };
+  /** Never answer: the call hangs until the caller gives up. */
+  hang?: true;
+  /** Stream an answer of this many bytes (zeros in JSON-ish chunks), as fast as the socket takes it. */
+  streamBytes?: number;
 }
 
 export type UpstreamHandler = (call: UpstreamCall, nth: number) => UpstreamReply | Promise<UpstreamReply>;
@@ -35,14 +45,24 @@ export class FakeUpstream {
       try {
         const chunks: Buffer[] = [];
         for await (const c of req) chunks.push(c as Buffer);
-        const text = Buffer.concat(chunks).toString('utf8');
-        const call: UpstreamCall = { path: req.url ?? '/', body: text ? JSON.parse(text) : undefined, headers: req.headers, at: Date.now() };
+        const raw = Buffer.concat(chunks);
+        const text = raw.toString('utf8');
+        const call: UpstreamCall = { path: req.url ?? '/', body: text ? JSON.parse(text) : undefined, raw, headers: req.headers, at: Date.now() };
         this.calls.push(call);
+        res.once('close', () => {
+          if (!res.writableFinished) call.cutAt = Date.now();
+        });
         const reply = await this.handler(call, this.calls.length);
         if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
+        if (reply.hang) {
+          await new Promise((r) => res.once('close', r));
+          return;
+        }
         if (res.destroyed) return;
         res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', ...reply.headers });
-        res.end(JSON.stringify(reply.body ?? { ok: true }));
+        if (reply.drip) await drip(res, reply.drip);
+        else if (reply.streamBytes) await stream(res, reply.streamBytes);
+        else res.end(JSON.stringify(reply.body ?? { ok: true }));
       } finally {
         this.inFlight--;
       }
@@ -61,6 +81,35 @@ export class FakeUpstream {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** Writes one byte every `everyMs` until `bytes` are out or the caller hangs up. */
+async function drip(res: ServerResponse, o: { everyMs: number; bytes: number }): Promise<void> {
+  res.flushHeaders();
+  for (let i = 0; i < o.bytes && !res.destroyed; i++) {
+    await new Promise((r) => setTimeout(r, o.everyMs));
+    if (!res.destroyed) res.write(' ');
+  }
+  if (!res.destroyed) res.end();
+}
+
+/** Writes `bytes` bytes in 64 KB chunks, waiting for the socket to drain, until done or the caller hangs up. */
+async function stream(res: ServerResponse, bytes: number): Promise<void> {
+  const chunk = Buffer.alloc(64 * 1024, 0x30);
+  for (let sent = 0; sent < bytes && !res.destroyed; sent += chunk.length) {
+    if (!res.write(chunk.subarray(0, Math.min(chunk.length, bytes - sent)))) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.once('drain', done);
+        res.once('close', done);
+      });
+    }
+  }
+  if (!res.destroyed) res.end();
 }
 
 export const startFakeUpstream = (handler?: UpstreamHandler) => new FakeUpstream(handler).start();
