@@ -20,6 +20,8 @@ import { taskSyncRoutes } from './jobs/task-sync-routes.js';
 import type { TaskSyncWorker } from './jobs/worker.js';
 import type { Messenger } from './lark/messages.js';
 import type { Logger } from './log.js';
+import { pollerRoutes } from './pollers/poller-routes.js';
+import type { Pollers } from './pollers/pollers.js';
 import type { Store } from './store/store.js';
 import type { SeenMark } from './lark/seen-events.js';
 import { createSummaryDelivery, type Delivery } from './summary/summary-delivery.js';
@@ -51,6 +53,8 @@ export interface AppDeps {
   upstream: UpstreamClient;
   /** The SDK dispatcher, when main shares it with the long connection. */
   dispatcher?: EventDispatcher;
+  /** Poller flows on their schedules; main starts and stops them. */
+  pollers?: Pollers;
 }
 
 /** Builds the Koa app from its parts. It does not listen: main.ts (or a test) does. */
@@ -103,6 +107,7 @@ export function appRoutes(
     ...taskSyncRoutes({ taskSync, schema, jobs: deps.store.collection<Job>('jobs'), worker: deps.worker, connectTimeoutMs: config.taskSync.connectTimeoutMs, bearer }),
     ...summaryRoutes({ delivery: summaryDelivery(deps), chats: config.chats, bearer }),
     ...externalOptionsRoutes(deps.flows, deps.upstream),
+    ...pollerRoutes(deps.pollers, bearer),
   ];
   const engine = deps.engine;
   if (engine) {

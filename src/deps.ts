@@ -12,6 +12,8 @@ import { createLarkApis } from './lark/lark-apis.js';
 import { RunInbox, type CallbackResult, type InboxItem } from './flows/run-inbox.js';
 import type { Logger } from './log.js';
 import { openJsonFileStore } from './store/json-file-store.js';
+import { POSTED_CARDS } from './pollers/feed.js';
+import { CARD_RETENTION_MS, Pollers } from './pollers/pollers.js';
 
 const DAY = 86_400_000;
 
@@ -20,7 +22,11 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
   const store = await openJsonFileStore({
     dir: config.dataDir,
     clock,
-    retention: { jobs: { maxAgeMs: config.retention.jobDays * DAY, maxCount: config.retention.jobMax } },
+    retention: {
+      jobs: { maxAgeMs: config.retention.jobDays * DAY, maxCount: config.retention.jobMax },
+      // Posted cards stay findable (replies in their thread) as long as their message id is mapped.
+      [POSTED_CARDS]: { maxAgeMs: CARD_RETENTION_MS, maxCount: 10_000_000 },
+    },
   });
   const upstream = createUpstreamClient({
     connectTimeoutMs: config.taskSync.connectTimeoutMs,
@@ -73,5 +79,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
           approvalLink: approvalLinkFor(config.lark.domain, config.lark.approvalLink),
         })
       : undefined;
-  return { config, logger, clock, store, worker, messenger, upstream, flows, engine };
+  // Built here, started by main (and test harnesses) once the app listens.
+  const pollers = new Pollers({ flows, store, upstream, messenger, clock, logger, templatesDir: config.templatesDir });
+  return { config, logger, clock, store, worker, messenger, upstream, flows, engine, pollers };
 }

@@ -44,6 +44,7 @@ async function main(): Promise<void> {
   const resumed = await deps.worker.resume();
   const resumedRuns = (await deps.engine?.resume()) ?? 0;
   deps.flows.watch();
+  deps.pollers?.start();
   const longConnection = dispatcher && eventMode === 'ws' && appId && appSecret ? startLongConnection(appId, appSecret, domain, dispatcher) : undefined;
   await deps.store.prune(Date.now());
 
@@ -74,6 +75,8 @@ async function main(): Promise<void> {
     server.closeIdleConnections();
     longConnection?.close();
     deps.flows.close();
+    // A poll in progress finishes the card in hand; its cursor and marks are saved before the store closes.
+    await deps.pollers?.stop(STOP_GRACE_MS);
     await deps.worker.stop(STOP_GRACE_MS);
     await deps.engine?.stop();
     await closed;
