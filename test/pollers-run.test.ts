@@ -4,6 +4,7 @@ import { dedupKeyOf } from '../src/pollers/poll-run.js';
 import { POLLER_SEEN } from '../src/pollers/poller-state.js';
 import { larkError } from './lark-emulator/emulator.js';
 import { GUANCE_KEY, guanceFlow, ONCALL_CHAT, startPollerHarness, TestClock, type PollerHarness } from './helpers/poller-harness.js';
+import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { api } from './helpers/test-app.js';
 
 /**
@@ -209,6 +210,48 @@ describe('a poller run', () => {
     expect(titles(h)).toEqual(['[P1] before', '[P1] after']);
     const [listed] = await h.pollers();
     expect(listed.counts).toMatchObject({ runs: 2, posted: 2 });
+  });
+});
+
+describe('an http feed', () => {
+  let feed: FakeUpstream | undefined;
+  afterEach(async () => {
+    await feed?.close();
+    feed = undefined;
+  });
+  const httpFlow = (url: string) => ({
+    replies: false,
+    source: { type: 'http', url, itemsPath: 'items', id: 'key', title: 'summary', createdAt: 'created', level: 'priority' },
+  });
+
+  it('that ignores the cursor: its history is not posted, only what is new in the window', async () => {
+    const clock = new TestClock();
+    const t = clock.now();
+    let items = [
+      { key: 'OLD-1', summary: 'last week', created: t - 7 * 86_400_000, priority: 'P2' },
+      { key: 'OLD-2', summary: 'yesterday', created: t - 86_400_000, priority: 'P2' },
+      { key: 'NEW-1', summary: 'just now', created: t - 10_000, priority: 'P1' },
+    ];
+    feed = await startFakeUpstream(() => ({ body: { items } }));
+    await start(clock, httpFlow(`${feed.url}/issues`));
+    const run = await h.runNow();
+    expect(run.json).toMatchObject({ listed: 3, outOfWindow: 2, posted: [{ itemId: 'NEW-1', title: 'just now' }] });
+    items = [...items, { key: 'NEW-2', summary: 'next', created: t + 5_000, priority: 'P0' }];
+    clock.advance(10_000);
+    expect((await h.runNow()).json.posted.map((p: any) => p.itemId)).toEqual(['NEW-2']);
+    expect(titles(h)).toEqual(['[P1] just now', '[P0] next']);
+  });
+
+  it('that repeats an id in one answer: posted once', async () => {
+    const clock = new TestClock();
+    const t = clock.now();
+    feed = await startFakeUpstream(() => ({
+      body: { items: [{ key: 'A', summary: 'a (again)', created: t - 3_000 }, { key: 'A', summary: 'a', created: t - 5_000 }, { key: 'B', summary: 'b', created: t - 4_000 }] },
+    }));
+    await start(clock, httpFlow(`${feed.url}/issues`));
+    const run = await h.runNow();
+    expect(run.json.posted.map((p: any) => p.title)).toEqual(['a', 'b']); // the earliest copy, oldest first
+    expect(h.lark.callsTo('POST', '/open-apis/im/v1/messages')).toHaveLength(2);
   });
 });
 

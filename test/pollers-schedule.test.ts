@@ -67,6 +67,23 @@ describe('poller schedules', () => {
     expect(titles()).toEqual(['[P1] slow 0', '[P1] slow 1']);
   });
 
+  it('a tick while a run asked for by the API is going is skipped: no item is sent twice', async () => {
+    h = await startPollerHarness();
+    for (let i = 0; i < 3; i++) h.guance.addIssue({ name: `m${i}`, createAt: now() - 5 + i });
+    await h.writeFlow(guanceFlow(h.guance.url, { schedule: '0 0 1 1 *' }));
+    h.lark.latencyMs = 700;
+    const manual = h.runNow();
+    await waitFor(() => h.lark.callsTo('POST', '/open-apis/im/v1/messages').length === 1, 5_000);
+    await h.writeFlow(guanceFlow(h.guance.url, { schedule: '* * * * * *' })); // now it ticks every second too
+    const report = (await manual).json;
+    h.lark.latencyMs = 0;
+    expect(report.posted).toHaveLength(3);
+    await waitFor(async () => (await h.pollers())[0].counts.runs >= 2, 5_000);
+    expect((await h.pollers())[0].counts.skippedTicks).toBeGreaterThanOrEqual(1);
+    expect(h.lark.callsTo('POST', '/open-apis/im/v1/messages')).toHaveLength(3);
+    expect(titles()).toEqual(['[P1] m0', '[P1] m1', '[P1] m2']);
+  });
+
   it('a failing source backs off: ticks are skipped until the backoff has passed', async () => {
     const clock = new TestClock();
     h = await startPollerHarness({ clock });

@@ -133,9 +133,9 @@ export class Pollers {
   async tick(id: string): Promise<void> {
     const entry = this.entries.get(id);
     if (!this.started || this.stopping || !entry?.notifier) return;
-    if (this.running.has(id)) return this.skipTick(id);
     const state = await this.stateOf(id);
-    // Checked again after the await, and run() registers itself before yielding: never two at once.
+    // Checked after the await, and run() registers itself before yielding: never two at once
+    // (node-cron's noOverlap only knows its own ticks, not a run asked for by the API).
     if (this.running.has(id) || (state.backoffUntil !== undefined && this.o.clock.now() < state.backoffUntil)) {
       this.skipTick(id);
       return;
