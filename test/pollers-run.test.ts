@@ -242,6 +242,38 @@ describe('an http feed', () => {
     expect(titles(h)).toEqual(['[P1] just now', '[P0] next']);
   });
 
+  it('with huge texts (CJK, quotes, 40 fields) still fits a Lark card (30 KB)', async () => {
+    const clock = new TestClock();
+    const t = clock.now();
+    const fields = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`F${i}`, `f${i}`]));
+    const item = { key: 'BIG', summary: '标题"'.repeat(500), created: t - 1000, body: '描述"\\'.repeat(5000), ...Object.fromEntries(Object.values(fields).map((path) => [path, '值"'.repeat(400)])) };
+    feed = await startFakeUpstream(() => ({ body: { items: [item] } }));
+    h = await startPollerHarness({ clock });
+    await h.writeFlow(guanceFlow(feed.url, { replies: false, source: { type: 'http', url: `${feed.url}/i`, itemsPath: 'items', id: 'key', title: 'summary', createdAt: 'created', description: 'body', fields } }));
+    const run = await h.runNow();
+    expect(run.json.failed).toEqual([]);
+    expect(run.json.posted).toHaveLength(1);
+    expect(h.cardsIn()[0]!.card.elements.some((e: any) => e.text?.content?.startsWith('F0: 值'))).toBe(true);
+  });
+
+  it('answering 10,000 items: a run posts maxPerRun of them and skips the posted ones quickly', async () => {
+    const clock = new TestClock();
+    const t = clock.now();
+    const items = Array.from({ length: 10_000 }, (_, i) => ({ key: `K${i}`, summary: `item ${i}`, created: t - 60_000 + i }));
+    feed = await startFakeUpstream(() => ({ body: { items } }));
+    await start(clock, httpFlow(`${feed.url}/issues`));
+    const durations: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      const started = performance.now();
+      const run = await h.runNow();
+      durations.push(Math.round(performance.now() - started));
+      expect(run.json).toMatchObject({ listed: 10_000, alreadyPosted: r * 50, deferred: 10_000 - (r + 1) * 50 });
+      clock.advance(1_000);
+    }
+    expect(h.cardsIn().map((c) => c.card.header.title.content)).toEqual(Array.from({ length: 150 }, (_, i) => `item ${i}`));
+    console.log(`poller over a 10,000-item answer: runs of 50 posts took ${durations.join(', ')} ms`);
+  });
+
   it('that repeats an id in one answer: posted once', async () => {
     const clock = new TestClock();
     const t = clock.now();

@@ -7,6 +7,8 @@ const MAX_TITLE = 200;
 const MAX_DESCRIPTION = 3000;
 const MAX_VALUE = 500;
 const MAX_FIELDS = 20;
+/** All the extra lines together. */
+const MAX_FIELDS_TEXT = 2000;
 const WELL_KNOWN = new Set(['level', 'resource', 'description']);
 
 const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
@@ -32,6 +34,19 @@ function safeLink(url: string | undefined): string | undefined {
   }
 }
 
+function extraFields(fields: Record<string, string>): IssueMessage['fields'] {
+  const out: IssueMessage['fields'] = [];
+  let size = 0;
+  for (const [label, value] of Object.entries(fields)) {
+    if (WELL_KNOWN.has(label)) continue;
+    const line = { label: cut(label, 60), value: cut(value, MAX_VALUE) };
+    size += line.label.length + line.value.length;
+    if (out.length >= MAX_FIELDS || size > MAX_FIELDS_TEXT) break;
+    out.push(line);
+  }
+  return out;
+}
+
 /** A feed item as the notifiers show it: cut to size, the link checked. */
 export function issueMessageOf(item: FeedItem, flow: PollerFlow): IssueMessage {
   const f = item.fields;
@@ -44,10 +59,7 @@ export function issueMessageOf(item: FeedItem, flow: PollerFlow): IssueMessage {
     source: flow.name,
     resource: f.resource ? cut(f.resource, MAX_VALUE) : undefined,
     description: f.description ? cut(f.description, MAX_DESCRIPTION) : undefined,
-    fields: Object.entries(f)
-      .filter(([label]) => !WELL_KNOWN.has(label))
-      .slice(0, MAX_FIELDS)
-      .map(([label, value]) => ({ label: cut(label, 60), value: cut(value, MAX_VALUE) })),
+    fields: extraFields(f),
     createdAt: item.createdAt,
     url: safeLink(item.url),
     repliesOn: flow.replies,
