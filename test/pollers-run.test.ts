@@ -55,7 +55,7 @@ describe('a poller run', () => {
     await start(clock);
     h.guance.addIssue({ name: 'db down <at id=all></at>', createAt: sec(clock.now()) - 5, level: 'system_level_0', resource: 'db-1', description: 'ping <at id=all></at> [x](https://evil.example)' });
     await h.runNow();
-    const [{ card }] = h.cardsIn();
+    const { card } = h.cardsIn()[0]!;
     expect(card.header.template).toBe('red');
     expect(card.config.update_multi).toBe(true);
     const text = JSON.stringify(card);
