@@ -46,6 +46,11 @@ describe('poller flow files', () => {
     expect(problemsOf({ ...base, source: { type: 'guance', channel: 'on-call' } })).toEqual(['source.apiKey: the Guance API key is required: write "${env:GUANCE_API_KEY}"']);
     expect(problemsOf({ ...base, source: { type: 'guance', apiKey: '', channel: 'on-call' } })).toEqual(['source.apiKey: the Guance API key is required: write "${env:GUANCE_API_KEY}"']);
     expect(problemsOf(base, {})).toEqual(['source.apiKey: environment variable GUANCE_KEY is not set']);
+    // The shipped example without its variables: one line per missing variable, nothing more.
+    expect(problemsOf({ ...base, notify: { chatId: '${env:ONCALL_CHAT}' } }, {})).toEqual([
+      'source.apiKey: environment variable GUANCE_KEY is not set',
+      'notify.chatId: environment variable ONCALL_CHAT is not set',
+    ]);
     expect(problemsOf({ ...base, kind: 'cron' })).toEqual(['kind: unknown kind: expected "approval" or "poller"']);
   });
 

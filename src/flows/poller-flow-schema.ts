@@ -165,7 +165,8 @@ export const pollerFlowSchema = z
     if (cron) ctx.addIssue({ code: 'custom', path: ['schedule'], message: cron });
     const tz = f.timezone === undefined ? undefined : timezoneProblem(f.timezone);
     if (tz) ctx.addIssue({ code: 'custom', path: ['timezone'], message: tz });
-    if (f.replies && f.notify.type !== 'lark-app') {
+    // Read chatId, not type: when notify itself is invalid (an unset ${env:}) it is not transformed yet.
+    if (f.replies && typeof (f.notify as { chatId?: unknown }).chatId !== 'string') {
       ctx.addIssue({ code: 'custom', path: ['replies'], message: 'replies need notify.chatId (the app bot): a group robot webhook cannot receive @bot messages' });
     }
     if (f.replies && f.source.type === 'http' && !f.source.reply) {
