@@ -23,6 +23,8 @@ import type { Messenger } from './lark/messages.js';
 import type { ChatReplies } from './pollers/replies/chat-replies.js';
 import type { PostNewReplies } from './pollers/replies/replies-from-store.js';
 import type { Logger } from './log.js';
+import { pollerRoutes } from './pollers/poller-routes.js';
+import type { Pollers } from './pollers/pollers.js';
 import type { Store } from './store/store.js';
 import type { SeenMark } from './lark/seen-events.js';
 import { createSummaryDelivery, type Delivery } from './summary/summary-delivery.js';
@@ -60,6 +62,8 @@ export interface AppDeps {
   chatReplies?: ChatReplies;
   /** The new-reply reminder the poller run calls with a source's new comments (Lark configured). */
   postNewReplies?: PostNewReplies;
+  /** Poller flows on their schedules; main starts and stops them. */
+  pollers?: Pollers;
 }
 
 /** Builds the Koa app from its parts. It does not listen: main.ts (or a test) does. */
@@ -112,6 +116,7 @@ export function appRoutes(
     ...taskSyncRoutes({ taskSync, schema, jobs: deps.store.collection<Job>('jobs'), worker: deps.worker, connectTimeoutMs: config.taskSync.connectTimeoutMs, bearer }),
     ...summaryRoutes({ delivery: summaryDelivery(deps), chats: config.chats, bearer }),
     ...externalOptionsRoutes(deps.flows, deps.upstream),
+    ...pollerRoutes(deps.pollers, bearer),
   ];
   const engine = deps.engine;
   if (engine) {

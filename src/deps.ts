@@ -14,7 +14,9 @@ import { RunInbox, type CallbackResult, type InboxItem } from './flows/run-inbox
 import type { Logger } from './log.js';
 import { openJsonFileStore } from './store/json-file-store.js';
 import { chatRepliesFor, replyRemindersFor } from './pollers/replies/replies-from-store.js';
-import { NO_POLLERS, type ReplyTargets } from './pollers/replies/reply-target.js';
+import type { ReplyTargets } from './pollers/replies/reply-target.js';
+import { POSTED_CARDS } from './pollers/feed.js';
+import { CARD_RETENTION_MS, Pollers } from './pollers/pollers.js';
 
 const DAY = 86_400_000;
 
@@ -28,7 +30,11 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
   const store = await openJsonFileStore({
     dir: config.dataDir,
     clock,
-    retention: { jobs: { maxAgeMs: config.retention.jobDays * DAY, maxCount: config.retention.jobMax } },
+    retention: {
+      jobs: { maxAgeMs: config.retention.jobDays * DAY, maxCount: config.retention.jobMax },
+      // Posted cards stay findable (replies in their thread) as long as their message id is mapped.
+      [POSTED_CARDS]: { maxAgeMs: CARD_RETENTION_MS, maxCount: 10_000_000 },
+    },
   });
   const upstream = createUpstreamClient({
     connectTimeoutMs: config.taskSync.connectTimeoutMs,
@@ -92,13 +98,24 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
         })
       : undefined;
 
-  // @bot replies and the new-reply reminder. Targets: the poller flows and their sources (without
-  // poller flows, NO_POLLERS: every card and #id# is unknown, and answered so).
+  // Built here, started by main (and test harnesses) once the app listens.
+  const pollers = new Pollers({ flows, store, upstream, messenger, clock, logger, templatesDir: config.templatesDir });
+
+  // @bot replies and the new-reply reminder. Targets: the poller flows in force and their sources.
   const botIdentity = larkApis ? new BotIdentity(larkApis.botInfo, clock, logger) : undefined;
   const chatReplies =
     larkApis && botIdentity
-      ? chatRepliesFor(store, { targets: options.replyTargets ?? NO_POLLERS, bot: botIdentity, userNames: larkApis.userNames, messenger: larkApis.messenger, clock, logger })
+      ? chatRepliesFor(store, { targets: options.replyTargets ?? replyTargetsOf(flows, pollers), bot: botIdentity, userNames: larkApis.userNames, messenger: larkApis.messenger, clock, logger })
       : undefined;
   const postNewReplies = larkApis ? replyRemindersFor(store, { messenger: larkApis.messenger, clock, logger }) : undefined;
-  return { config, logger, clock, store, worker, messenger, upstream, flows, engine, botIdentity, chatReplies, postNewReplies };
+  return { config, logger, clock, store, worker, messenger, upstream, flows, engine, pollers, botIdentity, chatReplies, postNewReplies };
+}
+
+/** What @bot replies need to know of the pollers: which are in force, their sources, their `replies` setting. */
+function replyTargetsOf(flows: FlowRegistry, pollers: Pollers): ReplyTargets {
+  return {
+    pollerIds: () => flows.pollers().map((f) => f.id),
+    sourceFor: (id) => pollers.sourceFor(id),
+    repliesEnabled: (id) => flows.pollers().find((f) => f.id === id)?.replies === true,
+  };
 }

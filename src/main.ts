@@ -46,6 +46,7 @@ async function main(): Promise<void> {
   void deps.botIdentity?.learn();
   const resumedReplies = (await deps.chatReplies?.resume()) ?? 0;
   deps.flows.watch();
+  deps.pollers?.start();
   const longConnection = dispatcher && eventMode === 'ws' && appId && appSecret ? startLongConnection(appId, appSecret, domain, dispatcher) : undefined;
   await deps.store.prune(Date.now());
 
@@ -79,6 +80,8 @@ async function main(): Promise<void> {
     server.closeIdleConnections();
     longConnection?.close();
     deps.flows.close();
+    // A poll in progress finishes the card in hand; its cursor and marks are saved before the store closes.
+    await deps.pollers?.stop(config.taskSync.stopGraceMs);
     await deps.worker.stop(config.taskSync.stopGraceMs);
     await deps.engine?.stop();
     await deps.chatReplies?.stop();

@@ -13,6 +13,7 @@ function recorder(answer: (n: number) => UpstreamOutcome) {
       events.push('call');
       return answer(++calls);
     },
+    get: async () => answer(++calls),
     close: async () => undefined,
   };
   const clock: Clock = {

@@ -122,7 +122,7 @@ describe('flow files', () => {
   it('fills ${env:NAME}, applies defaults and derives nodes from the stages present', () => {
     const r = parseFlowText('demo.json', JSON.stringify(valid), { DEMO_SECRET: 's'.repeat(20) });
     expect(r.ok).toBe(true);
-    if (!r.ok) return;
+    if (!r.ok || r.flow.kind !== 'approval') throw new Error('expected an approval flow');
     expect(r.flow).toMatchObject({ secret: 's'.repeat(20), nodes: { execute: 'execute_node' }, execute: { mode: 'sync', timeoutMs: 10000, retries: 2 } });
     expect(r.flow.nodes).not.toHaveProperty('check');
   });
@@ -144,7 +144,7 @@ describe('flow files', () => {
 
   it('npm run flows:check passes the shipped examples and fails on a broken file', async () => {
     const ok = await run('npx', ['tsx', 'scripts/flows-check.ts', 'flows']);
-    expect(ok.stdout).toContain('2 valid, 0 invalid');
+    expect(ok.stdout).toContain('3 valid, 0 invalid');
     const dir = await tempDir('lark-bridge-flowcheck-');
     await writeFile(join(dir, 'broken.json'), '{"kind":"approval"}');
     const failed = await run('npx', ['tsx', 'scripts/flows-check.ts', dir]).catch((e: { code: number; stdout: string }) => e);

@@ -185,6 +185,8 @@ describe('the route table', () => {
       'POST /api/v1/lark/card': 'lark-signature',
       'POST /api/v1/lark/check/callback': 'business-hmac',
       'POST /api/v1/lark/execute/callback': 'business-hmac',
+      'GET /api/pollers': 'bearer',
+      'POST /api/pollers/:id/run': 'bearer',
     });
   });
 

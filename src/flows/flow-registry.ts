@@ -1,6 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from '../log.js';
-import type { ApprovalFlow, Flow } from './flow-schema.js';
+import type { ApprovalFlow, Flow, PollerFlow } from './flow-schema.js';
 import { formatProblem, listFlowFiles, loadFlowFile, type FlowProblem } from './load-flows.js';
 
 const ASSISTANT_MISSING =
@@ -16,6 +16,7 @@ export class FlowRegistry {
   private readonly problemsByFile = new Map<string, FlowProblem[]>();
   private watcher: FSWatcher | null = null;
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly listeners = new Set<() => void>();
   loaded = false;
 
   constructor(
@@ -59,8 +60,11 @@ export class FlowRegistry {
   async reload(name: string): Promise<void> {
     const files = await listFlowFiles(this.dir);
     if (!files.includes(name)) {
-      if (this.byFile.delete(name)) this.logger.info({ file: name }, 'flow file removed');
       this.problemsByFile.delete(name);
+      if (this.byFile.delete(name)) {
+        this.logger.info({ file: name }, 'flow file removed');
+        this.changed();
+      }
       return;
     }
     const result = await loadFlowFile(this.dir, name, this.env);
@@ -78,6 +82,7 @@ export class FlowRegistry {
       this.problemsByFile.delete(name);
       this.logger.info({ file: name, flow: result.flow.id }, 'flow loaded');
       this.onLoaded(result.flow);
+      this.changed();
     } else {
       this.reject(name, result.problems);
     }
@@ -92,6 +97,27 @@ export class FlowRegistry {
 
   all(): Flow[] {
     return [...this.byFile.values()];
+  }
+
+  /** Poller flows in force. */
+  pollers(): PollerFlow[] {
+    return this.all().filter((f): f is PollerFlow => f.kind === 'poller');
+  }
+
+  /** Calls `listener` after every change of the flows in force (a file loaded, changed or removed); answers how to stop. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.logger.error({ err }, 'a flow change listener failed');
+      }
+    }
   }
 
   byId(id: string): Flow | undefined {

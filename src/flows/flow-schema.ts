@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pollerFlowSchema } from './poller-flow-schema.js';
 
 /** The flow file format. Types, validation and flows/flow.schema.json all come from here. */
 
@@ -109,9 +110,12 @@ export const approvalFlowSchema = z
     },
   }));
 
-export const flowFileSchema = z.discriminatedUnion('kind', [approvalFlowSchema]);
+export const flowFileSchema = z.discriminatedUnion('kind', [approvalFlowSchema, pollerFlowSchema], {
+  error: 'unknown kind: expected "approval" or "poller"',
+});
 
 export type ApprovalFlow = z.output<typeof approvalFlowSchema>;
 export type StageSpec = z.output<typeof stageSchema>;
 export type Stage = 'check' | 'execute';
 export type Flow = z.output<typeof flowFileSchema>;
+export type { PollerFlow } from './poller-flow-schema.js';

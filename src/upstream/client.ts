@@ -3,7 +3,8 @@ import { Agent, request, type Dispatcher } from 'undici';
 
 /** The one module that calls upstream URLs (Anycross triggers, business APIs) over undici. */
 export type UpstreamOutcome =
-  | { kind: 'success'; httpStatus: number; response: string; durationMs: number }
+  /** `truncated`: the answer was longer than the bytes kept (`response` then ends with "…(N bytes)"). */
+  | { kind: 'success'; httpStatus: number; response: string; durationMs: number; truncated?: true }
   | {
       kind: 'failure';
       retryable: boolean;
@@ -39,6 +40,8 @@ export interface UpstreamClient {
     keepBytes?: number,
     signal?: AbortSignal,
   ): Promise<UpstreamOutcome>;
+  /** GETs a URL (feeds): as postJson, without a body. */
+  get(url: string, headers: Record<string, string>, deadlineMs: number, keepBytes?: number, signal?: AbortSignal): Promise<UpstreamOutcome>;
   /** Waits up to `graceMs` for calls in flight, then cuts them. */
   close(graceMs?: number): Promise<void>;
 }
@@ -75,12 +78,13 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
   const inFlight = new Set<Promise<UpstreamOutcome>>();
   const closing = new AbortController();
 
-  async function postJson(
+  async function send(
+    method: 'GET' | 'POST',
     url: string,
-    body: unknown,
+    body: string | undefined,
     headers: Record<string, string>,
     deadlineMs: number,
-    keep = keepBytes,
+    keep: number,
     signal?: AbortSignal,
   ): Promise<UpstreamOutcome> {
     const started = performance.now();
@@ -105,18 +109,18 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
     let sent = false;
     try {
       const call = request(url, {
-        method: 'POST',
+        method,
         dispatcher: agent.compose(onceWritten(() => (sent = true))),
-        headers: { 'content-type': 'application/json', 'user-agent': 'lark-bridge', ...headers },
-        body: typeof body === 'string' ? body : JSON.stringify(body),
+        headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), 'user-agent': 'lark-bridge', ...headers },
+        body,
         signal: abort.signal,
       });
       call.catch(() => undefined); // when the race below is lost, its rejection is expected
       // undici applies an abort to a request still connecting only once it has a socket: do not wait for that.
       const res = await Promise.race([call, rejectOnAbort(abort.signal)]);
-      const response = await readCapped(res.body, keep);
+      const { text: response, truncated } = await readCapped(res.body, keep);
       const httpStatus = res.statusCode;
-      if (httpStatus >= 200 && httpStatus < 300) return { kind: 'success', httpStatus, response, durationMs: elapsed() };
+      if (httpStatus >= 200 && httpStatus < 300) return { kind: 'success', httpStatus, response, durationMs: elapsed(), ...(truncated ? { truncated } : {}) };
       const retryable = httpStatus >= 500 || httpStatus === 429 || httpStatus === 408;
       return { kind: 'failure', retryable, httpStatus, response, error: `upstream answered HTTP ${httpStatus}`, durationMs: elapsed() };
     } catch (err) {
@@ -137,13 +141,16 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
     }
   }
 
+  function track(outcome: Promise<UpstreamOutcome>): Promise<UpstreamOutcome> {
+    inFlight.add(outcome);
+    void outcome.finally(() => inFlight.delete(outcome));
+    return outcome;
+  }
+
   return {
-    postJson(...args) {
-      const outcome = postJson(...args);
-      inFlight.add(outcome);
-      void outcome.finally(() => inFlight.delete(outcome));
-      return outcome;
-    },
+    postJson: (url, body, headers, deadlineMs, keep = keepBytes, signal) =>
+      track(send('POST', url, typeof body === 'string' ? body : JSON.stringify(body), headers, deadlineMs, keep, signal)),
+    get: (url, headers, deadlineMs, keep = keepBytes, signal) => track(send('GET', url, undefined, headers, deadlineMs, keep, signal)),
     async close(graceMs = 1_000) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.all(inFlight), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
@@ -185,13 +192,14 @@ function onceWritten(notify: () => void): Dispatcher.DispatcherComposeIntercepto
 }
 
 /** Reads the whole body (so the connection can be reused) but keeps only the first `keep` bytes. */
-async function readCapped(body: AsyncIterable<Buffer>, keep: number): Promise<string> {
+async function readCapped(body: AsyncIterable<Buffer>, keep: number): Promise<{ text: string; truncated: boolean }> {
   const chunks: Buffer[] = [];
   let kept = 0;
   let total = 0;
+  const readLimit = Math.max(MAX_READ_BYTES, keep);
   for await (const chunk of body) {
     total += chunk.length;
-    if (total > MAX_READ_BYTES) break; // leaving the loop destroys the stream; stop reading a runaway answer
+    if (total > readLimit) break; // leaving the loop destroys the stream; stop reading a runaway answer
     if (kept < keep) {
       const part = chunk.subarray(0, keep - kept);
       chunks.push(part);
@@ -199,5 +207,5 @@ async function readCapped(body: AsyncIterable<Buffer>, keep: number): Promise<st
     }
   }
   const text = Buffer.concat(chunks).toString('utf8');
-  return total > kept ? `${text}…(${total} bytes)` : text;
+  return total > kept ? { text: `${text}…(${total} bytes)`, truncated: true } : { text, truncated: false };
 }

@@ -48,6 +48,7 @@ export async function startTestApp(env: Record<string, string> = {}, dataDir?: s
   await deps.worker.resume();
   await deps.engine?.resume();
   deps.flows.watch();
+  deps.pollers?.start();
   const server: Server = app.listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -58,6 +59,7 @@ export async function startTestApp(env: Record<string, string> = {}, dataDir?: s
     });
   const shutDown = async (graceMs: number, flushStore: boolean) => {
     deps.flows.close();
+    await deps.pollers?.stop(graceMs);
     await deps.engine?.stop();
     await deps.worker.stop(graceMs);
     await closeServer();

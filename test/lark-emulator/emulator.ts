@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -74,6 +74,8 @@ export interface EmulatorOptions {
   tokenTtlSec?: number;
   /** The app's bot as GET /open-apis/bot/v3/info shows it. */
   bot?: { openId: string; name: string };
+  /** Group custom bots: webhook token (…/bot/v2/hook/<token>) → the chat it posts to and its signing secret. */
+  customBots?: Record<string, { chatId: string; secret?: string }>;
 }
 
 export const EMULATED_BOT = { openId: 'ou_emulated_bot_0001', name: 'lark-bridge bot' };
@@ -93,10 +95,13 @@ export class LarkEmulator {
   private readonly faults: Array<{ key: string; reply: Reply; times: number }> = [];
   server!: Server;
   url = '';
+  /** Every answer waits this long first: a slow Lark. */
+  latencyMs = 0;
 
   constructor(private readonly options: EmulatorOptions) {
     this.registerAuth();
     this.registerMessages();
+    this.registerCustomBots();
     this.registerBotInfo();
     this.registerMessageReply();
   }
@@ -268,6 +273,54 @@ export class LarkEmulator {
     return [...this.messages.values()].filter((m) => m.replied_to === messageId);
   }
 
+  /**
+   * Group custom bots (https://open.feishu.cn/document/client-docs/bot-v3/add-custom-bot):
+   * POST {msg_type, content | card} to /open-apis/bot/v2/hook/<token>, no tenant token. With
+   * signature verification on, the body carries `timestamp` (unix seconds, at most an hour from
+   * now) and `sign` = base64(HMAC-SHA256 keyed with timestamp + "\n" + secret, over nothing);
+   * otherwise 19021. Errors come as {code, msg} (HTTP 200, as our notifier must accept either).
+   */
+  private registerCustomBots(): void {
+    this.route(
+      'POST',
+      '/open-apis/bot/v2/hook/:token',
+      (req) => {
+        const bot = Object.hasOwn(this.options.customBots ?? {}, req.params.token!) ? this.options.customBots![req.params.token!] : undefined;
+        if (!bot) return { body: { code: 19001, msg: 'param invalid: incoming webhook access token invalid', data: {} } };
+        const { timestamp, sign, msg_type, card, content } = (req.body ?? {}) as Record<string, unknown>;
+        if (bot.secret !== undefined) {
+          const ts = Number(timestamp);
+          const expected = Buffer.from(createHmac('sha256', `${String(timestamp)}\n${bot.secret}`).update('').digest('base64'));
+          const given = Buffer.from(typeof sign === 'string' ? sign : '');
+          const fresh = Number.isInteger(ts) && Math.abs(Date.now() / 1000 - ts) <= 3600;
+          if (!fresh || given.length !== expected.length || !timingSafeEqual(given, expected)) {
+            return { body: { code: 19021, msg: 'sign match fail or timestamp is not within one hour from current time', data: {} } };
+          }
+        }
+        if (msg_type === 'interactive') {
+          if (!card || typeof card !== 'object') return { body: { code: 19002, msg: 'params error, card is required for msg_type interactive', data: {} } };
+        } else if (msg_type === 'text') {
+          if (typeof (content as { text?: unknown } | undefined)?.text !== 'string') return { body: { code: 19002, msg: 'params error, content.text is required', data: {} } };
+        } else {
+          return { body: { code: 19002, msg: 'params error, msg_type need', data: {} } };
+        }
+        const now = String(Date.now());
+        const message: StoredMessage = {
+          message_id: `om_${randomBytes(16).toString('hex')}`,
+          chat_id: bot.chatId,
+          msg_type: String(msg_type),
+          content: JSON.stringify(msg_type === 'interactive' ? card : content),
+          create_time: now,
+          update_time: now,
+          updated: false,
+        };
+        this.messages.set(message.message_id, message);
+        return { body: { code: 0, msg: 'success', data: {} } };
+      },
+      { auth: false },
+    );
+  }
+
   messageData(m: StoredMessage, appId: string) {
     return {
       message_id: m.message_id,
@@ -307,6 +360,7 @@ export class LarkEmulator {
     this.calls.push(call);
 
     const key = `${call.method} ${call.path}`;
+    if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
     const fault = this.faults.find((f) => f.key === key);
     if (fault) {
       if (--fault.times <= 0) this.faults.splice(this.faults.indexOf(fault), 1);

@@ -1,0 +1,294 @@
+import { createTask, type ScheduledTask } from 'node-cron';
+import { backoffDelay } from '../backoff.js';
+import type { Clock } from '../clock.js';
+import { Conflict, NotFound, Unavailable } from '../errors.js';
+import type { FlowRegistry } from '../flows/flow-registry.js';
+import type { NotifyTarget, PollerFlow } from '../flows/poller-flow-schema.js';
+import type { Messenger } from '../lark/messages.js';
+import type { Logger } from '../log.js';
+import { createNotifier } from '../notify/create-notifier.js';
+import { describeWebhook, type Notifier } from '../notify/notifier.js';
+import type { Store } from '../store/store.js';
+import type { UpstreamClient } from '../upstream/client.js';
+import { CARD_BY_MESSAGE, FeedError, POSTED_CARDS, type FeedSource, type PostedCard } from './feed.js';
+import { pollOnce, type PollRunDeps, type RunOutcome } from './poll-run.js';
+import { freshState, POLLER_SEEN, POLLER_STATE, reportOf, summaryOf, type PollerState, type RunReport, type RunTrigger } from './poller-state.js';
+import { createFeedSource, describeSource } from './sources/feed-source.js';
+
+const DAY = 86_400_000;
+/** A card can be found from its Lark message (a reply in its thread) this long after it was posted. */
+export const CARD_RETENTION_MS = 30 * DAY;
+
+export interface PollersOptions {
+  flows: FlowRegistry;
+  store: Store;
+  upstream: UpstreamClient;
+  /** Absent when the Lark app is not configured: pollers that post with the app bot are not scheduled. */
+  messenger?: Messenger;
+  clock: Clock;
+  logger: Logger;
+  templatesDir: string;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  /** Jitter of the backoff (tests pin it). */
+  random?: () => number;
+}
+
+interface Entry {
+  flow: PollerFlow;
+  fingerprint: string;
+  source: FeedSource;
+  notifier?: Notifier;
+  /** Why the poller is not scheduled. */
+  problem?: string;
+  task?: ScheduledTask;
+}
+
+interface Running {
+  trigger: RunTrigger;
+  startedAt: number;
+  promise: Promise<RunReport>;
+  abort: AbortController;
+}
+
+/**
+ * The poller flows in force, each on its node-cron schedule. A changed, added or removed poller
+ * file is rescheduled at once (FlowRegistry.onChange). A poller runs one run at a time: a tick
+ * that comes while it runs (or while it backs off after errors) is skipped and counted, never
+ * queued. State (cursor, last run, last error, counts) lives in the store and survives restarts.
+ */
+export class Pollers {
+  private readonly entries = new Map<string, Entry>();
+  private readonly running = new Map<string, Running>();
+  private readonly states = new Map<string, PollerState>();
+  private started = false;
+  private stopping = false;
+  private unsubscribe?: () => void;
+
+  constructor(private readonly o: PollersOptions) {}
+
+  /** Schedules the pollers in force and follows changes of the flow files. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.unsubscribe = this.o.flows.onChange(() => this.sync());
+    this.sync();
+  }
+
+  /** Stops every schedule, asks running polls to stop after the card in hand, waits up to graceMs. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.unsubscribe?.();
+    for (const e of this.entries.values()) await e.task?.destroy();
+    const runs = [...this.running.values()];
+    for (const r of runs) r.abort.abort();
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    await Promise.race([Promise.allSettled(runs.map((r) => r.promise)), grace]);
+    clearTimeout(timer);
+  }
+
+  /** Aligns the schedules with the poller flows in force. */
+  sync(): void {
+    if (!this.started || this.stopping) return;
+    const wanted = new Map(this.o.flows.pollers().map((f) => [f.id, f]));
+    for (const [id, entry] of this.entries) {
+      if (wanted.has(id)) continue;
+      void entry.task?.destroy();
+      this.entries.delete(id);
+      this.o.logger.info({ poller: id }, 'poller removed: no longer scheduled');
+    }
+    for (const [id, flow] of wanted) {
+      const fingerprint = JSON.stringify(flow);
+      const current = this.entries.get(id);
+      if (current?.fingerprint === fingerprint) continue;
+      void current?.task?.destroy();
+      this.entries.set(id, this.schedule(flow, fingerprint));
+    }
+  }
+
+  private schedule(flow: PollerFlow, fingerprint: string): Entry {
+    const { logger } = this.o;
+    const source = createFeedSource(flow.source, this.o.upstream);
+    const notifier = createNotifier(flow.notify, flow.template, this.o);
+    if ('problem' in notifier) {
+      logger.warn({ poller: flow.id }, `poller ${flow.id} not scheduled: ${notifier.problem}`);
+      return { flow, fingerprint, source, problem: notifier.problem };
+    }
+    const cronLog = (m: unknown) => logger.debug({ poller: flow.id }, `node-cron: ${String(m)}`);
+    const task = createTask(flow.schedule, () => this.tick(flow.id), {
+      name: `poller:${flow.id}`,
+      timezone: flow.timezone,
+      noOverlap: true,
+      suppressMissedWarning: true,
+      logger: { info: cronLog, warn: cronLog, debug: cronLog, error: (m) => logger.error({ poller: flow.id }, `node-cron: ${String(m)}`) },
+    });
+    task.on('execution:overlap', () => this.skipTick(flow.id));
+    void task.start();
+    logger.info({ poller: flow.id, schedule: flow.schedule, notify: flow.notify.type }, 'poller scheduled');
+    return { flow, fingerprint, source, notifier, task };
+  }
+
+  /** A scheduled tick: runs the poller unless it is running or backing off. */
+  async tick(id: string): Promise<void> {
+    const entry = this.entries.get(id);
+    if (!this.started || this.stopping || !entry?.notifier) return;
+    const state = await this.stateOf(id);
+    // Checked after the await, and run() registers itself before yielding: never two at once
+    // (node-cron's noOverlap only knows its own ticks, not a run asked for by the API).
+    if (this.running.has(id) || (state.backoffUntil !== undefined && this.o.clock.now() < state.backoffUntil)) {
+      this.skipTick(id);
+      return;
+    }
+    const current = this.entries.get(id);
+    if (current?.notifier && !this.stopping) await this.run(current, 'schedule');
+  }
+
+  /** POST /api/pollers/:id/run: one run now, backoff or not; refused while one is going. */
+  async runNow(id: string): Promise<RunReport> {
+    if (this.stopping) throw new Unavailable('the service is stopping');
+    const entry = this.entries.get(id);
+    if (!entry) throw new NotFound(`no poller "${id}" is in force`);
+    if (!entry.notifier) throw new Conflict(`poller ${id} cannot run: ${entry.problem}`);
+    const going = this.running.get(id);
+    if (going) {
+      throw new Conflict(`poller ${id} is running (a ${going.trigger} run since ${new Date(going.startedAt).toISOString()}): try again when it ends`, {
+        runningSince: new Date(going.startedAt).toISOString(),
+      });
+    }
+    return this.run(entry, 'manual');
+  }
+
+  /** The source of a poller in force (for @bot replies); whether it takes replies is the flow's `replies`. */
+  sourceFor(id: string): FeedSource | undefined {
+    return this.entries.get(id)?.source;
+  }
+
+  /** GET /api/pollers: every poller in force with its schedule, state and counts. No secret, no webhook key. */
+  async list(): Promise<unknown[]> {
+    const out: unknown[] = [];
+    for (const entry of [...this.entries.values()].sort((a, b) => (a.flow.id < b.flow.id ? -1 : 1))) {
+      const { flow } = entry;
+      const state = await this.stateOf(flow.id);
+      const going = this.running.get(flow.id);
+      const next = entry.task?.getNextRun();
+      out.push({
+        id: flow.id,
+        name: flow.name,
+        schedule: flow.schedule,
+        ...(flow.timezone ? { timezone: flow.timezone } : {}),
+        scheduled: Boolean(entry.task),
+        ...(entry.problem ? { problem: entry.problem } : {}),
+        nextRunAt: next ? next.toISOString() : null,
+        running: going ? { trigger: going.trigger, since: new Date(going.startedAt).toISOString() } : false,
+        source: describeSource(flow.source),
+        notify: describeNotify(flow.notify),
+        replies: flow.replies,
+        cursor: state.cursor === undefined ? null : new Date(state.cursor).toISOString(),
+        lastRun: state.lastRun ?? null,
+        lastError: state.lastError ?? null,
+        backoffUntil: state.backoffUntil === undefined ? null : new Date(state.backoffUntil).toISOString(),
+        counts: state.counts,
+      });
+    }
+    return out;
+  }
+
+  private run(entry: Entry, trigger: RunTrigger): Promise<RunReport> {
+    const abort = new AbortController();
+    const id = entry.flow.id;
+    // Registered before the first await inside execute() yields: a second tick sees it.
+    const promise = this.execute(entry, trigger, abort.signal).finally(() => this.running.delete(id));
+    this.running.set(id, { trigger, startedAt: this.o.clock.now(), promise, abort });
+    return promise;
+  }
+
+  private async execute(entry: Entry, trigger: RunTrigger, signal: AbortSignal): Promise<RunReport> {
+    const { flow } = entry;
+    const { clock, store } = this.o;
+    const state = await this.stateOf(flow.id);
+    const startedAt = clock.now();
+    const deps: PollRunDeps = {
+      source: entry.source,
+      notifier: entry.notifier!,
+      seen: store.keys<number>(POLLER_SEEN),
+      cards: store.collection<PostedCard>(POSTED_CARDS),
+      cardByMessage: store.keys<string>(CARD_BY_MESSAGE),
+      clock,
+      logger: this.o.logger,
+      cardRetentionMs: CARD_RETENTION_MS,
+    };
+    let outcome: RunOutcome | undefined;
+    let error: string | undefined;
+    let backOff = false;
+    try {
+      outcome = await pollOnce(flow, state.cursor, deps, signal);
+      if (outcome.failed.length) {
+        const first = outcome.failed[0]!;
+        error = `${outcome.failed.length} item(s) not posted, they are tried again next run: ${first.error}`;
+        backOff = outcome.failed.some((f) => f.retryable);
+      }
+    } catch (err) {
+      // A source failure (4xx/5xx, not JSON, unexpected shape, timeout) or a store failure: nothing moves.
+      error = err instanceof FeedError ? `source: ${err.message}` : `${(err as Error)?.message ?? String(err)}`;
+      backOff = true;
+    }
+    const finishedAt = clock.now();
+    if (outcome) {
+      state.cursor = outcome.cursor;
+      state.counts.posted += outcome.posted.length;
+      state.counts.failedPosts += outcome.failed.length;
+      if (outcome.posted.length) this.o.logger.info({ poller: flow.id, posted: outcome.posted.length, deferred: outcome.deferred }, 'poller posted new items');
+    }
+    state.counts.runs++;
+    if (error) this.recordError(state, error, backOff, finishedAt);
+    else this.clearError(state);
+    const summary = summaryOf(trigger, startedAt, finishedAt, outcome, error);
+    state.lastRun = summary;
+    state.updatedAt = new Date(finishedAt).toISOString();
+    await store.collection<PollerState>(POLLER_STATE).put({ ...state, counts: { ...state.counts } });
+    return reportOf(flow.id, summary, outcome, state.cursor);
+  }
+
+  /** Logged when the error changes, not on every tick; backs off when trying again soon would not help. */
+  private recordError(state: PollerState, message: string, backOff: boolean, now: number): void {
+    const at = new Date(now).toISOString();
+    if (state.lastError?.message !== message) {
+      this.o.logger.error({ poller: state.id }, `poller ${state.id}: ${message}`);
+      state.lastError = { message, at, firstAt: at };
+    } else {
+      state.lastError = { ...state.lastError, at };
+    }
+    if (!backOff) return;
+    state.counts.failedRuns++;
+    state.failures++;
+    state.backoffUntil = now + backoffDelay(state.failures, this.o.backoffBaseMs ?? 1_000, this.o.backoffCapMs ?? 300_000, this.o.random);
+  }
+
+  private clearError(state: PollerState): void {
+    if (state.lastError) this.o.logger.info({ poller: state.id }, `poller ${state.id} works again`);
+    delete state.lastError;
+    delete state.backoffUntil;
+    state.failures = 0;
+  }
+
+  private skipTick(id: string): void {
+    const state = this.states.get(id);
+    if (state) state.counts.skippedTicks++;
+  }
+
+  /** The state kept in memory (one process per data directory), loaded once from the store. */
+  private async stateOf(id: string): Promise<PollerState> {
+    let state = this.states.get(id);
+    if (!state) {
+      const stored = await this.o.store.collection<PollerState>(POLLER_STATE).get(id);
+      state = this.states.get(id) ?? stored ?? freshState(id, this.o.clock.now());
+      this.states.set(id, state);
+    }
+    return state;
+  }
+}
+
+function describeNotify(n: NotifyTarget): { type: string; target: string } {
+  return n.type === 'lark-app' ? { type: n.type, target: n.chatId } : { type: n.type, target: describeWebhook(n.webhook) };
+}
