@@ -103,7 +103,7 @@ describe('the http source', () => {
   it('a hung or trickling feed ends at the deadline; 5xx is retryable, 4xx is not; the query never shows in errors', async () => {
     const hung = await httpFeed(() => ({ delayMs: 3_000, body: [] }), { timeoutMs: 200 });
     const hungStarted = Date.now();
-    expect((await failure(hung.list(0, T))).message).toMatch(/: no answer within 200 ms$|: no complete answer before the deadline$/);
+    expect((await failure(hung.list(0, T))).message).toMatch(/: no complete answer within 200 ms$/);
     expect(Date.now() - hungStarted).toBeLessThan(2_000);
     await feed!.close();
     // A feed that sends a byte every 50 ms never trips a read timeout: only the deadline ends it.
