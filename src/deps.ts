@@ -13,15 +13,18 @@ import { createMessenger } from './lark/messages.js';
 import { createLarkCall } from './lark/lark-call.js';
 import { LarkRateLimiter } from './lark/rate-limiter.js';
 import type { Logger } from './log.js';
-import { openJsonFileStore } from './store/json-file-store.js';
+import type { FileOps } from './store/file-ops.js';
+import { openJournalStore } from './store/open-store.js';
 
 const DAY = 86_400_000;
 
 /** The one place where real implementations are chosen; tests build AppDeps with fakes instead. */
-export async function createDeps(config: Config, logger: Logger, clock: Clock = systemClock): Promise<AppDeps> {
-  const store = await openJsonFileStore({
+export async function createDeps(config: Config, logger: Logger, clock: Clock = systemClock, io: { fileOps?: FileOps } = {}): Promise<AppDeps> {
+  const store = await openJournalStore({
     dir: config.dataDir,
     clock,
+    fileOps: io.fileOps,
+    log: { warn: (m) => logger.warn(m), info: (m) => logger.info(m) },
     retention: { jobs: { maxAgeMs: config.retention.jobDays * DAY, maxCount: config.retention.jobMax } },
   });
   const upstream = createUpstreamClient({

@@ -7,6 +7,7 @@ import { createDeps } from './deps.js';
 import { createLogger } from './log.js';
 import { createEventDispatcher, startLongConnection } from './lark/event-intake.js';
 import { intakeOptions } from './app.js';
+import { StoreRefused } from './store/store-errors.js';
 
 const STOP_GRACE_MS = 10_000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -80,6 +81,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  // The store refuses with one line that names the file and what to do: no stack for the operator.
+  if (err instanceof StoreRefused) {
+    process.stderr.write(`lark-bridge: cannot start, ${err.message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`lark-bridge: failed to start: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });
