@@ -212,10 +212,12 @@ export class Journal {
 
   /** Creates the next generation file (header written and synced, directory synced). */
   private async startNewFile(): Promise<void> {
+    // Until this succeeds, no commit may append to whatever file is current.
+    this.needNewFile = true;
     const gen = this.gen + 1;
     const file = await this.ops.create(join(this.dir, journalFileName(gen)));
     const old = this.file;
-    this.gen = gen;
+    this.gen = gen; // taken even if the header write fails: generations are never reused
     this.file = file;
     this.size = 0;
     await old?.close().catch(() => undefined);
