@@ -235,23 +235,31 @@ describe('archive segments', () => {
   it('cuts segment bytes a compaction wrote but never committed, and takes the records from the journal without duplicates', async () => {
     const d = await dir();
     const ops = new FaultyFileOps();
-    const { store } = await open(d, { fileOps: ops });
+    const { store } = await open(d, { fileOps: ops, segment: { maxRecords: 3 } });
     const jobs = store.collection<Rec>('jobs');
     for (let i = 0; i < 5; i++) await jobs.archive({ id: `a${i}`, n: i });
-    await store.compact();
+    await store.compact(); // segments 1 (3 records) and 2 (2)
     for (let i = 0; i < 5; i++) await jobs.archive({ id: `b${i}`, n: i });
     ops.fault = { at: 'rename', code: 'EIO', file: /^snapshot\.json$/ }; // the snapshot never lands
-    await expect(store.compact()).rejects.toThrow(/EIO/);
+    await expect(store.compact()).rejects.toThrow(/EIO/); // after appending to segment 2 and writing 3 and 4
     store.abandon();
-    const seg = join(d, 'archive', 'jobs', '2026-11-20', '00000001.seg');
-    const written = (await stat(seg)).size;
-    const { store: again } = await open(d);
+    const dayDir = join(d, 'archive', 'jobs', '2026-11-20');
+    const sizes = async () => Object.fromEntries(await Promise.all((await readdir(dayDir)).map(async (f) => [f, (await stat(join(dayDir, f))).size])));
+    const written = await sizes();
+    expect(Object.keys(written)).toEqual(['00000001.seg', '00000002.seg', '00000003.seg', '00000004.seg']);
+    const { store: again } = await open(d, { segment: { maxRecords: 3 } });
     const c = again.collection<Rec>('jobs');
     expect(c.archivedCount()).toBe(10);
     expect(await c.get('b4')).toEqual({ id: 'b4', n: 4 });
-    expect((await stat(seg)).size).toBeLessThan(written); // the uncommitted half was cut
+    const cut = await sizes();
+    expect(Object.keys(cut)).toEqual(['00000001.seg', '00000002.seg']); // files past the committed point are gone
+    expect(cut['00000002.seg']).toBeLessThan(written['00000002.seg']); // and the appended part is cut
     await again.compact();
-    expect((await stat(seg)).size).toBe(written); // and written once more, not twice
+    expect(await sizes()).toEqual(written); // written once more, not twice
+    again.abandon();
+    const { store: third } = await open(d, { segment: { maxRecords: 3 } });
+    expect(third.collection<Rec>('jobs').archivedCount()).toBe(10);
+    expect(await third.collection<Rec>('jobs').get('b2')).toEqual({ id: 'b2', n: 2 });
   });
 
   it('reads one archived record from its segment after a restart, and drops whole segments by retention', async () => {

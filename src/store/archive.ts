@@ -94,11 +94,11 @@ export class CollectionArchive {
     }
     files.sort((a, b) => a.seq - b.seq);
     for (const f of files) {
-      archive.nextSeq = Math.max(archive.nextSeq, f.seq + 1);
       if (frontier !== 'all' && f.seq > frontier.seq) {
-        await ops.remove(f.file);
+        await ops.remove(f.file); // its number is free again: nothing committed refers to it
         continue;
       }
+      archive.nextSeq = Math.max(archive.nextSeq, f.seq + 1);
       let buf = (await ops.readFile(f.file)) ?? Buffer.alloc(0);
       const durable = frontier !== 'all' && f.seq === frontier.seq ? frontier.bytes : buf.length;
       if (buf.length > durable) {
