@@ -81,7 +81,8 @@ export async function importV1Store(ctx: ImportContext): Promise<void> {
   const segments = await findV1Segments(ops, archiveRoot);
   if (!liveBuf && segments.length === 0) return;
   if ((await ops.size(join(dir, SNAPSHOT_FILE))) === undefined) await convert(ctx, liveBuf, segments);
-  await moveAside(ops, dir, [...(liveBuf ? [livePath] : []), ...segments.map((s) => s.path)]);
+  const left = await findV1Segments(ops, archiveRoot); // a damaged one was renamed meanwhile
+  await moveAside(ops, dir, [...(liveBuf ? [livePath] : []), ...left.map((s) => s.path)]);
   log.info(`the v1 store files (live.json, archive/**/*.json) were moved to ${join(dir, V1_BACKUP_DIR)}; delete that folder once you no longer need a way back to the previous version`);
 }
 
