@@ -80,7 +80,7 @@ describe('upgrade from the v1 json-file store', () => {
     expect(await readdir(join(d, 'archive', 'jobs', '2026-11-19'))).toEqual(['00000001.seg']);
 
     // It goes on as a journal store: writes, restarts, no second import.
-    await store.collection('other').put({ id: 'new', n: 1 });
+    await store.collection<{ id: string; n: number }>('other').put({ id: 'new', n: 1 });
     store.abandon();
     const { store: again, infos: second } = await open(d);
     expect(second).toEqual([]);
