@@ -26,6 +26,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
     fileOps: io.fileOps,
     log: { warn: (m) => logger.warn(m), info: (m) => logger.info(m) },
     retention: { jobs: { maxAgeMs: config.retention.jobDays * DAY, maxCount: config.retention.jobMax } },
+    compactAtBytes: config.storeCompactBytes,
   });
   const upstream = createUpstreamClient({
     connectTimeoutMs: config.taskSync.connectTimeoutMs,
