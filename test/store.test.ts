@@ -7,7 +7,7 @@ import { openJournalStore, type JournalStoreOptions } from '../src/store/open-st
 import { SNAPSHOT_FILE } from '../src/store/snapshot-file.js';
 import { StoreRefused } from '../src/store/store-errors.js';
 import { FaultyFileOps } from './helpers/faulty-file-ops.js';
-import { removeDir, tempDir } from './helpers/test-app.js';
+import { removeDir, tempDir, waitFor } from './helpers/test-app.js';
 import { fakeClock } from './helpers/store-clock.js';
 
 const DAY = 86_400_000;
@@ -316,6 +316,18 @@ describe('compaction', () => {
     const gens = journalGenerations(await readdir(d));
     expect(gens[0]).toBeGreaterThan(1);
     expect(JSON.parse(await readFile(join(d, SNAPSHOT_FILE), 'utf8')).journal).toBeGreaterThan(1);
+  });
+
+  it('runs by itself once the journal has held changes longer than its age limit', async () => {
+    const d = await dir();
+    const clock = fakeClock();
+    const { store } = await open(d, { clock, compactEveryMs: 20 });
+    await store.collection<Rec>('jobs').put({ id: 'a', n: 1 });
+    await new Promise((r) => setTimeout(r, 60));
+    expect(journalGenerations(await readdir(d))).toEqual([1]); // the store's clock has not moved: not due
+    clock.advance(21);
+    await waitFor(async () => journalGenerations(await readdir(d))[0]! > 1);
+    expect(JSON.parse(await readFile(join(d, SNAPSHOT_FILE), 'utf8')).records.jobs).toEqual([{ id: 'a', n: 1 }]);
   });
 
   it('does not hold writes back while the snapshot is being written', async () => {
