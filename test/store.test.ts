@@ -318,6 +318,31 @@ describe('compaction', () => {
     expect(JSON.parse(await readFile(join(d, SNAPSHOT_FILE), 'utf8')).journal).toBeGreaterThan(1);
   });
 
+  it('waits for a journal twice the size of the snapshot, so that its cost per change stays bounded', async () => {
+    const d = await dir();
+    const { store } = await open(d, { compactAtBytes: 1024 });
+    const keys = store.keys<number>('lark-events');
+    await Promise.all(Array.from({ length: 500 }, (_, i) => keys.set(`event-${i}`, i, Date.now() + DAY)));
+    await store.compact();
+    const snapshotBytes = (await stat(join(d, SNAPSHOT_FILE))).size;
+    const gen = () => readdir(d).then((names) => journalGenerations(names)[0]!);
+    const startGen = await gen();
+    const jobs = store.collection<Rec>('jobs');
+    const base = store.journalStats.bytes;
+    let written = 0;
+    for (let i = 0; written < 1.8 * snapshotBytes; i++) {
+      await jobs.put({ id: `j${i}`, n: i });
+      written = store.journalStats.bytes - base;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await gen()).toBe(startGen); // past compactAtBytes, short of twice the snapshot
+    for (let i = 0; written < 2.2 * snapshotBytes + 1024; i++) {
+      await jobs.put({ id: `more${i}`, n: i });
+      written = store.journalStats.bytes - base;
+    }
+    await waitFor(async () => (await gen()) > startGen);
+  });
+
   it('runs by itself once the journal has held changes longer than its age limit', async () => {
     const d = await dir();
     const clock = fakeClock();

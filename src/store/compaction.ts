@@ -3,7 +3,7 @@ import type { Low } from 'lowdb';
 import type { Frontier } from './archive.js';
 import type { FileOps } from './file-ops.js';
 import { journalFileName, journalGenerations, type Journal } from './journal.js';
-import type { SnapshotDoc } from './snapshot-file.js';
+import { SNAPSHOT_FILE, type SnapshotDoc } from './snapshot-file.js';
 import type { StoreState } from './store-state.js';
 import type { StoredRecord } from './store.js';
 
@@ -27,7 +27,8 @@ export interface CompactionContext {
  * thing whole). A crash anywhere in here leaves the previous snapshot and every journal file
  * it needs; segment bytes written past the previous snapshot's frontier are cut at start.
  */
-export async function compact(ctx: CompactionContext): Promise<void> {
+/** Returns the size of the snapshot written. */
+export async function compact(ctx: CompactionContext): Promise<number> {
   const { ops, dir, state, journal, db } = ctx;
   const { gen, cutSeq } = await journal.rotate();
   for (const archive of state.archives.values()) await archive.moveToSegments(cutSeq);
@@ -50,4 +51,5 @@ export async function compact(ctx: CompactionContext): Promise<void> {
   db.data = { format: 'lark-bridge-store', version: 2, journal: gen, writtenAt: new Date(now).toISOString(), archive, records, keys };
   await db.write();
   for (const old of journalGenerations(await ops.list(dir))) if (old < gen) await ops.remove(join(dir, journalFileName(old)));
+  return (await ops.size(join(dir, SNAPSHOT_FILE))) ?? 0;
 }

@@ -37,6 +37,8 @@ export interface JournalStoreParts {
   defaultRetention: RetentionPolicy;
   compactAtBytes: number;
   compactEveryMs: number;
+  /** Size of the snapshot the store started from. */
+  snapshotBytes: number;
 }
 
 const COLLECTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -51,6 +53,10 @@ export function createJournalStore(p: JournalStoreParts): JournalStore {
   let compacting: Promise<void> | null = null;
   let lastCompaction = clock.now();
   let closed = false;
+  // A compaction rewrites the live set and the keys: waiting until the journal is twice that
+  // size keeps its cost per change a bounded fraction of the change, however large they grow.
+  const thresholdFor = (snapshotBytes: number) => Math.max(p.compactAtBytes, 2 * snapshotBytes);
+  let compactAt = thresholdFor(p.snapshotBytes);
 
   const serially = <T>(work: () => Promise<T>): Promise<T> => {
     const run = maintenance.then(work, work);
@@ -60,8 +66,9 @@ export function createJournalStore(p: JournalStoreParts): JournalStore {
 
   function runCompaction(): Promise<void> {
     compacting ??= serially(() => compact({ ops: p.ops, dir: p.dir, state, journal, db: p.db, now: () => clock.now() }))
-      .then(() => {
+      .then((snapshotBytes) => {
         lastCompaction = clock.now();
+        compactAt = thresholdFor(snapshotBytes);
       })
       .finally(() => {
         compacting = null;
@@ -88,7 +95,7 @@ export function createJournalStore(p: JournalStoreParts): JournalStore {
 
   function commit(change: string): Promise<void> {
     const done = journal.append(textFrame(change));
-    if (journal.bytesSinceRotation >= p.compactAtBytes) compactInBackground();
+    if (journal.bytesSinceRotation >= compactAt) compactInBackground();
     return done;
   }
 

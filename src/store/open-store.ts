@@ -23,7 +23,7 @@ export interface JournalStoreOptions {
   retention?: Record<string, RetentionPolicy>;
   defaultRetention?: RetentionPolicy;
   segment?: Partial<SegmentLimits>;
-  /** Compact once the journal has grown by this many bytes (default 32 MiB)... */
+  /** Compact once the journal has grown by this many bytes (default 32 MiB), or by twice the snapshot if that is more... */
   compactAtBytes?: number;
   /** ...or when it holds changes older than this (default 15 minutes). */
   compactEveryMs?: number;
@@ -121,6 +121,7 @@ export async function openJournalStore(options: JournalStoreOptions): Promise<Jo
       defaultRetention: options.defaultRetention ?? { maxAgeMs: 7 * DAY, maxCount: 100_000 },
       compactAtBytes: options.compactAtBytes ?? 32 * 1024 * 1024,
       compactEveryMs: options.compactEveryMs ?? 15 * 60 * 1000,
+      snapshotBytes: (await ops.size(join(dir, SNAPSHOT_FILE))) ?? 0,
     });
   } catch (err) {
     await lock.release();
