@@ -355,6 +355,30 @@ describe('compaction', () => {
     expect(JSON.parse(await readFile(join(d, SNAPSHOT_FILE), 'utf8')).records.jobs).toEqual([{ id: 'a', n: 1 }]);
   });
 
+  it('does not retry a failing compaction on every commit, and retries it a minute later', async () => {
+    const d = await dir();
+    const clock = fakeClock();
+    const ops = new FaultyFileOps();
+    const { store, warnings } = await open(d, { clock, fileOps: ops, compactAtBytes: 1024 });
+    let attempts = 0;
+    ops.beforeWrite = (path) => {
+      if (path.endsWith('.snapshot.json.tmp')) attempts++;
+    };
+    ops.fault = { at: 'write', code: 'ENOSPC', file: /snapshot/ };
+    const jobs = store.collection<Rec>('jobs');
+    for (let i = 0; i < 200; i++) await jobs.put({ id: `j${i}`, n: i }); // well past 1 KiB, many commits
+    await waitFor(() => warnings.length > 0);
+    for (let i = 0; i < 50; i++) await jobs.put({ id: `k${i}`, n: i });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(attempts).toBe(1);
+    expect(warnings).toEqual([expect.stringMatching(/compaction failed, the journal keeps every change; retrying in a minute: ENOSPC/)]);
+    ops.fault = null;
+    clock.advance(60_001);
+    await jobs.put({ id: 'later', n: 1 });
+    await waitFor(async () => journalGenerations(await readdir(d))[0]! > 1);
+    expect(attempts).toBe(2);
+  });
+
   it('does not hold writes back while the snapshot is being written', async () => {
     const d = await dir();
     const ops = new FaultyFileOps();
