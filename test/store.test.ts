@@ -41,6 +41,26 @@ async function journals(d: string): Promise<string[]> {
   return journalGenerations(await readdir(d)).map((g) => join(d, journalFileName(g)));
 }
 
+describe('records brought back', () => {
+  it('keeps a live record that is newer than its archived copy (brought back by a Retry)', async () => {
+    const d = await dir();
+    const clock = fakeClock();
+    const { store } = await open(d, { clock });
+    const runs = store.collection<Rec & { updatedAt: string }>('runs');
+    await runs.archive({ id: 'r', n: 1, updatedAt: '2026-11-20T00:00:00.000Z' });
+    await runs.put({ id: 'r', n: 2, updatedAt: '2026-11-20T00:00:01.000Z' }); // back to live, newer
+    await store.close();
+    const { store: reopened } = await open(d, { clock });
+    const again = reopened.collection<Rec & { updatedAt: string }>('runs');
+    expect((await again.live()).map((r) => r.n)).toEqual([2]);
+    expect(await again.get('r')).toMatchObject({ n: 2 });
+    await reopened.compact(); // and once the archived copy sits in a segment
+    reopened.abandon();
+    const { store: third } = await open(d, { clock });
+    expect((await third.collection<Rec>('runs').live()).map((r) => r.n)).toEqual([2]);
+  });
+});
+
 describe('journal: group commit', () => {
   it('writes the changes of one tick with one write and one fdatasync, and never resolves before them', async () => {
     const d = await dir();
