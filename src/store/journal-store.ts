@@ -42,6 +42,7 @@ export interface JournalStoreParts {
 }
 
 const COLLECTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const COMPACTION_RETRY_MS = 60_000;
 
 /** The Store on top of a journal: changes are applied in memory and appended; reads never touch the journal. */
 export function createJournalStore(p: JournalStoreParts): JournalStore {
@@ -57,6 +58,7 @@ export function createJournalStore(p: JournalStoreParts): JournalStore {
   // size keeps its cost per change a bounded fraction of the change, however large they grow.
   const thresholdFor = (snapshotBytes: number) => Math.max(p.compactAtBytes, 2 * snapshotBytes);
   let compactAt = thresholdFor(p.snapshotBytes);
+  let retryAt = 0;
 
   const serially = <T>(work: () => Promise<T>): Promise<T> => {
     const run = maintenance.then(work, work);
@@ -66,10 +68,16 @@ export function createJournalStore(p: JournalStoreParts): JournalStore {
 
   function runCompaction(): Promise<void> {
     compacting ??= serially(() => compact({ ops: p.ops, dir: p.dir, state, journal, db: p.db, now: () => clock.now() }))
-      .then((snapshotBytes) => {
-        lastCompaction = clock.now();
-        compactAt = thresholdFor(snapshotBytes);
-      })
+      .then(
+        (snapshotBytes) => {
+          lastCompaction = clock.now();
+          compactAt = thresholdFor(snapshotBytes);
+        },
+        (err: unknown) => {
+          retryAt = clock.now() + COMPACTION_RETRY_MS; // a full or failing disk: not again on every commit
+          throw err;
+        },
+      )
       .finally(() => {
         compacting = null;
       });
@@ -77,11 +85,12 @@ export function createJournalStore(p: JournalStoreParts): JournalStore {
   }
 
   function compactInBackground(): void {
-    if (compacting || closed) return;
+    const due = () => !compacting && !closed && clock.now() >= retryAt;
+    if (!due()) return;
     // Off the request path: the caller's commit does not wait for it.
     setImmediate(() => {
-      if (closed) return;
-      runCompaction().catch((err: unknown) => log.warn(`compaction failed, the journal keeps every change and it will be retried: ${(err as Error).message}`));
+      if (!due()) return;
+      runCompaction().catch((err: unknown) => log.warn(`compaction failed, the journal keeps every change; retrying in a minute: ${(err as Error).message}`));
     });
   }
 
