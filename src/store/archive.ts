@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { FileOps } from './file-ops.js';
 import { FRAME_HEADER_BYTES, frame, readFrame, scanFrames } from './frame.js';
 import type { RetentionPolicy, StoredRecord } from './store.js';
@@ -260,8 +260,10 @@ export class CollectionArchive {
       await file.close();
     }
     if (fresh) {
+      // The new file's entry, and the folders above it that mkdir may have just made.
       await this.ops.syncDir(dayDir);
       await this.ops.syncDir(this.dir);
+      await this.ops.syncDir(dirname(this.dir));
     }
   }
 }
