@@ -2,7 +2,7 @@ import Koa from 'koa';
 import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import { bearerToken } from './http/auth.js';
-import { listRoutes, routerFor, type Route, type RouteListing } from './http/route.js';
+import { listRoutes, methodNotAllowed, routerFor, type Route, type RouteListing } from './http/route.js';
 import { renderErrors, type ErrorReporter } from './http/errors-middleware.js';
 import { healthRoutes, type ReadinessCheck } from './http/health-routes.js';
 import type { ApprovalEngine } from './flows/approval-engine.js';
@@ -21,6 +21,8 @@ import type { TaskSyncWorker } from './jobs/worker.js';
 import type { Messenger } from './lark/messages.js';
 import type { Logger } from './log.js';
 import type { Store } from './store/store.js';
+import type { SeenMark } from './lark/seen-events.js';
+import { createSummaryDelivery, type Delivery } from './summary/summary-delivery.js';
 import { summaryRoutes } from './summary/summary-routes.js';
 
 function flowsReadiness(flows: FlowRegistry): ReadinessCheck {
@@ -81,7 +83,7 @@ export function createApp(deps: AppDeps): BridgeApp {
 
   app.use(requestIds(logger));
   app.use(renderErrors(logger, deps.reportError ?? (() => undefined)));
-  app.use(router.routes()).use(router.allowedMethods());
+  app.use(router.routes()).use(methodNotAllowed(router));
   return app;
 }
 
@@ -99,7 +101,7 @@ export function appRoutes(
   const routes: Route[] = [
     ...healthRoutes(deps.store, [flowsReadiness(deps.flows)]),
     ...taskSyncRoutes({ taskSync, schema, jobs: deps.store.collection<Job>('jobs'), worker: deps.worker, connectTimeoutMs: config.taskSync.connectTimeoutMs, bearer }),
-    ...summaryRoutes({ messenger: deps.messenger, chats: config.chats, bearer }),
+    ...summaryRoutes({ delivery: summaryDelivery(deps), chats: config.chats, bearer }),
     ...externalOptionsRoutes(deps.flows, deps.upstream),
   ];
   const engine = deps.engine;
@@ -111,13 +113,19 @@ export function appRoutes(
   return routes;
 }
 
+/** Sends POST /api/endpoint's posts, remembering per Idempotency-Key what each chat got. */
+function summaryDelivery(deps: AppDeps) {
+  const { messenger, store, clock, logger } = deps;
+  return messenger ? createSummaryDelivery({ messenger, deliveries: store.keys<Delivery>('summary-deliveries'), clock, logger }) : undefined;
+}
+
 /** How Lark events reach the engine: shared by the HTTP routes and the long connection. */
 export function intakeOptions(config: Config, deps: Pick<AppDeps, 'store' | 'clock' | 'logger' | 'engine'>): IntakeOptions {
   const engine = deps.engine!;
   return {
     encryptKey: config.lark.encryptKey,
     verificationToken: config.lark.verificationToken,
-    seenEvents: deps.store.keys<number>('lark-events'),
+    seenEvents: deps.store.keys<SeenMark>('lark-events'),
     clock: deps.clock,
     logger: deps.logger,
     handlers: {

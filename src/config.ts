@@ -90,7 +90,8 @@ const envSchema = z.object({
   LARK_DOMAIN: httpUrl('https://open.feishu.cn'),
   LARK_EVENT_MODE: z.enum(['http', 'ws']).default('http'),
   LARK_TIMEOUT_MS: int(10_000, 100, 120_000),
-  LARK_APPROVAL_LINK: z.string().trim().default('https://applink.feishu.cn/client/approval?instanceCode={instanceCode}'),
+  // Unset: Lark's documented AppLink for the tenant LARK_DOMAIN points at (src/lark/approval-link.ts).
+  LARK_APPROVAL_LINK: optionalString,
 
   CHAT_ID: optionalString,
   PD_CHAT_ID: optionalString,
@@ -104,7 +105,8 @@ const envSchema = z.object({
   TASK_SYNC_DEFAULT_TIMEOUT: int(15, 1, 3600),
   TASK_SYNC_MAX_TIMEOUT: int(120, 1, 3600),
   TASK_SYNC_CONNECT_TIMEOUT_MS: int(5_000, 100, 60_000),
-  TASK_SYNC_RETRIES: int(3, 1, 10),
+  // Extra tries after the first (as a flow's `retries`): 2 → at most 3 calls per record.
+  TASK_SYNC_RETRIES: int(2, 0, 10),
   TASK_SYNC_RETRY_BASE_MS: int(500, 1, 60_000),
   TASK_SYNC_MAX_RECORDS: int(500, 1, 10_000),
   ANYCROSS_VERIFY_SSL: bool(true),
@@ -137,7 +139,8 @@ export interface Config {
     readonly domain: string;
     readonly eventMode: 'http' | 'ws';
     readonly timeoutMs: number;
-    readonly approvalLink: string;
+    /** A link template with {instanceCode}; absent: the documented AppLink. */
+    readonly approvalLink?: string;
   };
   readonly chats: { readonly main?: string; readonly pd?: string; readonly ops?: string };
   readonly auth: { readonly tokens: readonly string[]; readonly enabled: boolean };
@@ -147,6 +150,7 @@ export interface Config {
     readonly defaultTimeoutSec: number;
     readonly maxTimeoutSec: number;
     readonly connectTimeoutMs: number;
+    /** Extra tries after the first, on retryable failures (0: one call only). */
     readonly retries: number;
     readonly retryBaseMs: number;
     readonly maxRecords: number;
@@ -164,6 +168,14 @@ export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid environment:\n${problems.map((p) => `  ${p}`).join('\n')}`);
     this.name = 'ConfigError';
+  }
+}
+
+/** The configuration is valid on its own but cannot run what was found (flows): one line says why. */
+export class StartRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartRefused';
   }
 }
 
@@ -241,8 +253,17 @@ export function describeFeatures(config: Config): string[] {
       ? `Lark: on — app ${config.lark.appId} at ${config.lark.domain}, events over ${config.lark.eventMode}`
       : 'Lark: off — LARK_APP_ID not set',
   );
-  if (config.lark.appId && !config.lark.encryptKey && !config.lark.verificationToken) {
-    lines.push('Lark events: refused — set LARK_ENCRYPT_KEY (recommended) or LARK_VERIFICATION_TOKEN');
+  const { appId, encryptKey, verificationToken } = config.lark;
+  if (appId && !encryptKey && !verificationToken) {
+    lines.push('Lark events and card callbacks: refused — set LARK_ENCRYPT_KEY (recommended) or LARK_VERIFICATION_TOKEN');
+  } else if (appId) {
+    // Legacy card callbacks are signed with the verification token only (see src/lark/verify-callback.ts).
+    lines.push(
+      verificationToken
+        ? 'Lark card callbacks: 2.0 and legacy'
+        : 'Lark card callbacks: 2.0 only — legacy card callbacks are refused: set LARK_VERIFICATION_TOKEN to accept them',
+    );
+    if (!encryptKey) lines.push('Lark events: WARNING LARK_ENCRYPT_KEY not set: callbacks are checked by the verification token only (no signature, no time window)');
   }
   if (config.lark.appId && !config.lark.assistantUserId) lines.push('Approval flows: LARK_ASSISTANT_USER_ID not set — tasks of any user at check/execute nodes are handled');
   const chats = Object.entries(config.chats).filter(([, v]) => v).map(([k]) => k);

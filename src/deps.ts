@@ -1,5 +1,5 @@
 import { systemClock, type Clock } from './clock.js';
-import type { Config } from './config.js';
+import { StartRefused, type Config } from './config.js';
 import type { AppDeps } from './app.js';
 import type { Job } from './jobs/job.js';
 import { createUpstreamClient } from './upstream/client.js';
@@ -7,11 +7,9 @@ import { TaskSyncWorker } from './jobs/worker.js';
 import { ApprovalEngine } from './flows/approval-engine.js';
 import { FlowRegistry } from './flows/flow-registry.js';
 import type { Run } from './flows/run.js';
-import { createApprovalApi } from './lark/approval.js';
-import { createLarkClient } from './lark/client.js';
-import { createMessenger } from './lark/messages.js';
-import { createLarkCall } from './lark/lark-call.js';
-import { LarkRateLimiter } from './lark/rate-limiter.js';
+import { approvalLinkFor } from './lark/approval-link.js';
+import { createLarkApis } from './lark/lark-apis.js';
+import { RunInbox, type CallbackResult, type InboxItem } from './flows/run-inbox.js';
 import type { Logger } from './log.js';
 import type { FileOps } from './store/file-ops.js';
 import { openJournalStore } from './store/open-store.js';
@@ -43,10 +41,9 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
     retryBaseMs: config.taskSync.retryBaseMs,
   });
   const { appId, appSecret, domain, timeoutMs } = config.lark;
-  const client = appId && appSecret ? createLarkClient({ appId, appSecret, domain, timeoutMs, logger }) : undefined;
-  const messenger = client ? createMessenger(client, createLarkCall({ limiter: new LarkRateLimiter(), clock, logger })) : undefined;
-  // Approval calls have their own budget (50/s), apart from message sends.
-  const approvals = client ? createApprovalApi(client, createLarkCall({ limiter: new LarkRateLimiter(50, 50), clock, logger })) : undefined;
+  const larkApis = appId && appSecret ? createLarkApis({ appId, appSecret, domain, timeoutMs, logger, clock }) : undefined;
+  const messenger = larkApis?.messenger;
+  const approvals = larkApis?.approvals;
 
   const flows = new FlowRegistry(config.flowsDir, process.env, logger, (flow) => {
     if (flow.kind !== 'approval' || !approvals) return;
@@ -54,13 +51,20 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
       (r) => logger.info({ flow: flow.id, approvalCode: flow.approvalCode, result: r }, 'approval events subscribed'),
       (err: unknown) => logger.error({ err, flow: flow.id }, 'could not subscribe to approval events'),
     );
-  });
+  }, config.lark.assistantUserId);
   await flows.loadAll();
+  const needAssistant = flows.refusedFor('LARK_ASSISTANT_USER_ID');
+  if (needAssistant.length) {
+    throw new StartRefused(
+      `LARK_ASSISTANT_USER_ID is not set, but ${needAssistant.join(', ')} declare approval flows: set it to the user id of the account assigned to check_node/execute_node (without it any user's PENDING task there would be acted on)`,
+    );
+  }
 
   const engine =
     approvals && messenger
       ? new ApprovalEngine({
           runs: store.collection<Run>('runs'),
+          inbox: new RunInbox(store.collection<InboxItem>('run-inbox'), store.keys<CallbackResult>('run-callbacks'), clock),
           flows,
           approvals,
           messenger,
@@ -70,7 +74,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
           assistantUserId: config.lark.assistantUserId,
           publicBaseUrl: config.publicBaseUrl,
           templatesDir: config.templatesDir,
-          approvalLink: (code) => config.lark.approvalLink.replace('{instanceCode}', encodeURIComponent(code)),
+          approvalLink: approvalLinkFor(config.lark.domain, config.lark.approvalLink),
         })
       : undefined;
   return { config, logger, clock, store, worker, messenger, upstream, flows, engine };

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { config as loadDotenv } from 'dotenv';
 import { createApp } from './app.js';
-import { ConfigError, describeFeatures, loadConfig, type Config } from './config.js';
+import { ConfigError, describeFeatures, loadConfig, StartRefused, type Config } from './config.js';
 import { createDeps } from './deps.js';
 import { createLogger } from './log.js';
 import { createEventDispatcher, startLongConnection } from './lark/event-intake.js';
@@ -29,7 +29,16 @@ async function main(): Promise<void> {
   const sentry = config.sentryDsn ? await import('@sentry/node') : undefined;
   sentry?.init({ dsn: config.sentryDsn, sendDefaultPii: false });
 
-  const deps = await createDeps(config, logger);
+  let deps: Awaited<ReturnType<typeof createDeps>>;
+  try {
+    deps = await createDeps(config, logger);
+  } catch (err) {
+    if (err instanceof StartRefused) {
+      process.stderr.write(`lark-bridge: cannot start, ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
   const { appId, appSecret, domain, eventMode } = config.lark;
   const dispatcher = deps.engine ? createEventDispatcher(intakeOptions(config, deps)) : undefined;
   const app = createApp({ ...deps, dispatcher, reportError: (err) => sentry?.captureException(err) });

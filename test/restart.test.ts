@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { spawnService, type ServiceProcess } from './helpers/service-process.js';
@@ -14,6 +15,21 @@ afterEach(async () => {
 });
 
 const records = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+
+/** POSTs a batch and SIGKILLs the service as soon as the answer's status line arrives; resolves with status and job id. */
+function postThenKill(service: ServiceProcess, body: unknown): Promise<{ status: number; jobId: string }> {
+  const raw = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(`${service.url}/api/task-sync`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(raw)) } }, (res) => {
+      service.child.kill('SIGKILL'); // no graceful stop: whatever is not on disk now is lost
+      res.resume();
+      const location = String(res.headers.location ?? '');
+      resolve({ status: res.statusCode ?? 0, jobId: location.slice(location.lastIndexOf('/') + 1) });
+    });
+    req.on('error', reject);
+    req.end(raw);
+  });
+}
 
 describe('crash and restart', () => {
   it('loses no 202-ed job when the process is killed with SIGKILL mid-batch', async () => {
@@ -52,6 +68,33 @@ describe('crash and restart', () => {
     expect(duplicates).toBeLessThanOrEqual(2 * 2); // at most the in-flight calls (concurrency 2), per crash window
 
     expect(await second.kill('SIGTERM')).toBe(0);
+  });
+
+  it('a 202 is durable: SIGKILL the moment it arrives, restart, and the job finishes (several rounds)', async () => {
+    upstream = await startFakeUpstream(() => ({ status: 200, delayMs: 30 }));
+    const dataDir = await tempDir();
+    dirs.push(dataDir);
+    const env = { DATA_DIR: dataDir, API_TOKENS: TOKEN, TASK_SYNC_ALLOWED_URLS: `${upstream.url}/hooks/`, TASK_SYNC_CONCURRENCY: '2' };
+    const accepted: Array<{ jobId: string; records: string[] }> = [];
+    let service = await spawnService(env);
+    procs.push(service);
+    for (let round = 0; round < 4; round++) {
+      const recs = records(`kill${round}`, 6);
+      const answer = await postThenKill(service, { webhookUrl: `${upstream.url}/hooks/k`, records: recs });
+      expect(answer.status).toBe(202);
+      expect(await service.kill('SIGKILL')).toBeNull(); // it died of the signal
+      accepted.push({ jobId: answer.jobId, records: recs });
+      service = await spawnService(env); // same DATA_DIR
+      procs.push(service);
+    }
+    for (const job of accepted) {
+      expect((await api(service.url, `/api/task-sync/status/${job.jobId}`)).status, `job ${job.jobId} lost`).toBe(200);
+      const done = await waitForJob(service.url, job.jobId, 20_000);
+      expect(done.status).toBe('success');
+      expect(done.results.map((r: any) => r.recordId).sort()).toEqual([...job.records].sort());
+      for (const r of job.records) expect(upstream.callsFor(r).length, r).toBeGreaterThanOrEqual(1);
+    }
+    expect(await service.kill('SIGTERM')).toBe(0);
   });
 
   it('stops cleanly on SIGTERM: in-flight calls finish, the rest resumes on the next start', async () => {

@@ -37,8 +37,9 @@ describe('POST /api/endpoint', () => {
       body: { summaryText: 'Deploy finished @ou_abc123 please check\nSecond line\n@ou_def456', title: 'Release 1.2' },
     });
     expect(res.status).toBe(200);
-    expect(res.json).toMatchObject({ status: 'success', targets: ['oc_main'] });
+    expect(res.json).toMatchObject({ status: 'success', targets: ['oc_main'], parts: 1 });
     expect(res.json.messages[0].messageId).toMatch(/^om_/);
+    expect(res.json.chats).toEqual([{ chatId: 'oc_main', status: 'sent', messageIds: [res.json.messages[0].messageId] }]);
 
     const [call] = sentPosts();
     expect(call!.query).toEqual({ receive_id_type: 'chat_id' });
@@ -84,14 +85,20 @@ describe('POST /api/endpoint', () => {
     expect((await api(app.url, '/api/endpoint', { body: { summaryText: '  ' } })).json.error.message).toMatch(/must not be empty/);
   });
 
-  it('answers 502 with Lark’s code and message when Lark refuses', async () => {
+  it('answers 502 with Lark’s code and message per chat when Lark refuses', async () => {
     app = await startTestApp(larkEnv({ CHAT_ID: 'oc_gone' }));
     lark.failNext('POST /open-apis/im/v1/messages', larkError(400, 230002, 'Bot/User can NOT be out of the chat.'));
     const res = await api(app.url, '/api/endpoint', { body: { summaryText: 'x' } });
     expect(res.status).toBe(502);
     expect(res.json.error).toMatchObject({
       code: 'upstream_failed',
-      details: { larkCode: 230002, larkMsg: 'Bot/User can NOT be out of the chat.', chatId: 'oc_gone', sent: [] },
+      message: 'Lark refused the message to oc_gone (230002 Bot/User can NOT be out of the chat.); 1 of 1 chat(s) not sent',
+      details: {
+        status: 'failed',
+        targets: ['oc_gone'],
+        parts: 1,
+        chats: [{ chatId: 'oc_gone', status: 'failed', messageIds: [], larkCode: 230002, larkMsg: 'Bot/User can NOT be out of the chat.' }],
+      },
     });
   });
 
@@ -100,7 +107,7 @@ describe('POST /api/endpoint', () => {
     lark.failNext('POST /open-apis/im/v1/messages', { status: 200, body: { code: 230006, msg: 'Bot ability is not activated.' } });
     const res = await api(app.url, '/api/endpoint', { body: { summaryText: 'x' } });
     expect(res.status).toBe(502);
-    expect(res.json.error.details.larkCode).toBe(230006);
+    expect(res.json.error.details.chats[0]).toMatchObject({ status: 'failed', larkCode: 230006 });
   });
 
   it('retries a rate-limited send (429, code 99991400) with the same uuid', async () => {

@@ -68,7 +68,7 @@ describe('POST /api/task-sync, batch', () => {
 
   it('retries 5xx answers with backoff and records the attempts', async () => {
     upstream.handler = (call) => (upstream.callsFor(call.body.recordId).length < 3 ? { status: 503 } : { status: 200 });
-    await start({ TASK_SYNC_RETRIES: '3' });
+    await start({ TASK_SYNC_RETRIES: '2' }); // two extra tries: the third call succeeds
     const res = await api(app.url, '/api/task-sync', { body: { webhookUrl: `${upstream.url}/hooks/x`, records: ['flaky'] } });
     const job = await waitForJob(app.url, res.json.jobId);
     expect(job.status).toBe('success');
@@ -76,9 +76,9 @@ describe('POST /api/task-sync, batch', () => {
     expect(upstream.callsFor('flaky')).toHaveLength(3);
   });
 
-  it('gives up after the configured tries on a 5xx and on a refused connection', async () => {
+  it('gives up after the first try plus TASK_SYNC_RETRIES on a 5xx and on a refused connection', async () => {
     upstream.handler = () => ({ status: 502 });
-    await start({ TASK_SYNC_RETRIES: '2', TASK_SYNC_ALLOWED_URLS: `${upstream.url}/hooks/,http://127.0.0.1:9/` });
+    await start({ TASK_SYNC_RETRIES: '1', TASK_SYNC_ALLOWED_URLS: `${upstream.url}/hooks/,http://127.0.0.1:9/` });
     const res = await api(app.url, '/api/task-sync', { body: { webhookUrl: `${upstream.url}/hooks/x`, records: ['a'] } });
     const job = await waitForJob(app.url, res.json.jobId);
     expect(job.results[0]).toMatchObject({ status: 'error', httpStatus: 502, attempts: 2 });
@@ -225,13 +225,16 @@ describe('Idempotency-Key', () => {
     expect(new Set(answers.map((a) => a.json.jobId)).size).toBe(1);
   });
 
-  it('keeps keys per client token', async () => {
-    await app.stop();
-    await start({ API_TOKENS: 'tok-a,tok-b' });
-    const body = { webhookUrl: `${upstream.url}/hooks/i`, records: ['a'] };
-    const a = await api(app.url, '/api/task-sync', { body, token: 'tok-a', headers: { 'idempotency-key': 'k' } });
-    const b = await api(app.url, '/api/task-sync', { body, token: 'tok-b', headers: { 'idempotency-key': 'k' } });
-    expect(a.json.jobId).not.toBe(b.json.jobId);
+  it('takes prototype-named keys as plain keys', async () => {
+    for (const key of ['__proto__', 'constructor', 'hasOwnProperty']) {
+      const body = { webhookUrl: `${upstream.url}/hooks/p`, records: [key] };
+      const first = await api(app.url, '/api/task-sync', { body, headers: { 'idempotency-key': key } });
+      expect(first.status, key).toBe(202);
+      const again = await api(app.url, '/api/task-sync', { body, headers: { 'idempotency-key': key } });
+      expect(again.json.jobId, key).toBe(first.json.jobId);
+      expect((await api(app.url, '/api/task-sync', { body: { ...body, records: ['x'] }, headers: { 'idempotency-key': key } })).status, key).toBe(409);
+      await waitForJob(app.url, first.json.jobId);
+    }
   });
 
   it('refuses a key longer than 255 characters', async () => {
@@ -242,5 +245,63 @@ describe('Idempotency-Key', () => {
     expect(res.status).toBe(400);
     expect(res.json.error.message).toMatch(/Idempotency-Key must be 1 to 255/);
     expect(upstream.calls).toHaveLength(0);
+  });
+});
+
+describe('job ownership', () => {
+  beforeEach(() => start({ API_TOKENS: 'tok-a,tok-b' }));
+
+  const body = () => ({ webhookUrl: `${upstream.url}/hooks/own`, records: ['o1', 'o2'] });
+  /** The answer with the id taken out, so two 404s for different ids can be compared whole. */
+  const shape = (res: { status: number; json: any }, id: string) => ({ status: res.status, json: JSON.parse(JSON.stringify(res.json).split(id).join('<id>')) });
+
+  it('shows a job only to the token that created it; another token gets the same 404 as an unknown job', async () => {
+    const created = await api(app.url, '/api/task-sync', { body: body(), token: 'tok-a' });
+    expect(created.status).toBe(202);
+    const id = created.json.jobId as string;
+    await waitForJob(app.url, id, undefined, 'tok-a');
+
+    const mine = await api(app.url, `/api/task-sync/status/${id}`, { token: 'tok-a' });
+    expect(mine.status).toBe(200);
+    expect(mine.json.jobId).toBe(id);
+
+    const theirs = await api(app.url, `/api/task-sync/status/${id}`, { token: 'tok-b' });
+    const unknownId = '00000000-0000-4000-8000-000000000000';
+    const unknown = await api(app.url, `/api/task-sync/status/${unknownId}`, { token: 'tok-b' });
+    expect(theirs.status).toBe(404);
+    expect(shape(theirs, id)).toEqual(shape(unknown, unknownId));
+    expect(JSON.stringify(theirs.json)).not.toMatch(/o1|o2|hooks|success/);
+  });
+
+  it('a replayed Idempotency-Key from another token makes that token its own job', async () => {
+    const headers = { 'idempotency-key': 'shared-key' };
+    const a = await api(app.url, '/api/task-sync', { body: body(), token: 'tok-a', headers });
+    const aAgain = await api(app.url, '/api/task-sync', { body: body(), token: 'tok-a', headers });
+    expect(aAgain.json.jobId).toBe(a.json.jobId);
+    expect(aAgain.headers.get('idempotent-replayed')).toBe('true');
+
+    const b = await api(app.url, '/api/task-sync', { body: body(), token: 'tok-b', headers });
+    expect(b.status).toBe(202);
+    expect(b.headers.get('idempotent-replayed')).toBeNull();
+    expect(b.json.jobId).not.toBe(a.json.jobId);
+    // and B's own replay finds B's job, not A's
+    expect((await api(app.url, '/api/task-sync', { body: body(), token: 'tok-b', headers })).json.jobId).toBe(b.json.jobId);
+    // a different body under the same key is a conflict only within one token
+    expect((await api(app.url, '/api/task-sync', { body: { ...body(), records: ['zz'] }, token: 'tok-a', headers })).status).toBe(409);
+
+    await waitForJob(app.url, a.json.jobId, undefined, 'tok-a');
+    await waitForJob(app.url, b.json.jobId, undefined, 'tok-b');
+    expect((await api(app.url, `/api/task-sync/status/${b.json.jobId}`, { token: 'tok-a' })).status).toBe(404);
+    expect((await api(app.url, `/api/task-sync/status/${a.json.jobId}`, { token: 'tok-b' })).status).toBe(404);
+    expect(upstream.calls).toHaveLength(4); // two jobs, two records each
+  });
+
+  it('answers 404 for prototype-named, non-ASCII, encoded and odd job ids', async () => {
+    const ids = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__', '你好', 'ünïcödé', '%00', 'a%2Fb', '..', '%2e%2e', ' ', 'x'.repeat(2000)];
+    for (const id of ids) {
+      const res = await api(app.url, `/api/task-sync/status/${id.startsWith('%') || id.includes('%') ? id : encodeURIComponent(id)}`, { token: 'tok-a' });
+      expect(res.status, id).toBe(404);
+      expect(res.json.error.code, id).toBe('not_found');
+    }
   });
 });

@@ -47,7 +47,7 @@ afterEach(async () => {
 });
 
 const sync = async (env: Record<string, string>) => {
-  app = await startTestApp({ TASK_SYNC_ALLOWED_URLS: `${url}/hooks/`, TASK_SYNC_RETRIES: '1', ...env });
+  app = await startTestApp({ TASK_SYNC_ALLOWED_URLS: `${url}/hooks/`, TASK_SYNC_RETRIES: '0', ...env });
   const res = await api(app.url, '/api/task-sync', { body: { webhookUrl: `${url}/hooks/x`, records: ['r1'] } });
   return waitForJob(app.url, res.json.jobId);
 };

@@ -1,20 +1,27 @@
-import { Conflict } from '../errors.js';
+import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import type { ApprovalTaskEvent } from '../lark/event-intake.js';
 import type { BusinessResult } from './business-call.js';
-import type { Stage } from './flow-schema.js';
 import { CallbackTimers } from './callback-timers.js';
-import { failedStageOf } from './progress-card.js';
-import { RunStory, STAGES, verdict, type RunDeps } from './approval-run.js';
-import type { Run } from './run.js';
+import type { ApprovalFlow, Stage } from './flow-schema.js';
+import { retryStageOf } from './progress-card.js';
+import { RunStory, type RunDeps } from './approval-run.js';
+import { failureKey, type Run } from './run.js';
 
+// Statuses of other tasks that change a run we know (approval_task event, see run-updates.ts).
+const TRACKED_STATUSES = new Set(['REJECTED', 'DONE', 'ROLLBACK', 'OVERTIME_CLOSE', 'OVERTIME_RECOVER']);
 
 /**
  * The way in for approval work: task events, async callbacks, the Retry button, restarts.
- * Each run's steps (approval-run.ts) are serialised per run, so a repeated event, callback or
- * restart does not repeat a side effect.
+ *
+ * One chain per run: every change to a run record happens in `RunStory.advance`, queued on that
+ * run's chain. The ways in only validate, write a small durable inbox item (or a callback claim)
+ * and queue the chain, so Lark's 200 and a callback's answer wait for one disk write, never for a
+ * slow business or Lark call the chain may be in.
  */
 export class ApprovalEngine {
   private readonly chains = new Map<string, Promise<void>>();
+  /** Runs with an advance queued but not started: more news joins that turn. */
+  private readonly queued = new Set<string>();
   private readonly timers = new CallbackTimers();
   private readonly story: RunStory;
   private stopped = false;
@@ -23,59 +30,52 @@ export class ApprovalEngine {
     this.story = new RunStory(o, this.timers, (runId) => this.schedule(runId));
   }
 
-  /** Records a task event durably (Lark may then get its 200) and schedules the work. */
+  /** Records a task event durably (Lark may then get its 200) and queues the run. */
   async acceptTaskEvent(ev: ApprovalTaskEvent): Promise<'queued' | 'ignored' | 'duplicate'> {
-    if (ev.status !== 'PENDING') {
-      // Lark pushes REJECTED (an approver said no) or DONE (withdrawn, deleted) for other tasks:
-      // a run waiting on approvers is then closed instead of staying in the live set forever.
-      if (ev.status === 'REJECTED' || ev.status === 'DONE') {
-        const run = await this.o.runs.get(ev.instanceCode);
-        if (run?.status === 'active') this.schedule(run.id, () => this.story.closeIfEnded(run.id));
+    const assistant = this.o.assistantUserId;
+    if (!assistant) {
+      // Without it any user's PENDING task at a matching node would be acted on.
+      this.o.logger.error('LARK_ASSISTANT_USER_ID is not set: approval events are ignored');
+      return 'ignored';
+    }
+    if (!ev.instanceCode || !ev.taskId) return 'ignored';
+    const runId = ev.instanceCode;
+    let added: 'added' | 'duplicate';
+    if (ev.status === 'PENDING') {
+      if (ev.userId !== assistant && ev.openId !== assistant) return 'ignored';
+      const flow = this.o.flows.approvalFlowFor(ev.approvalCode);
+      if (!flow) {
+        this.o.logger.warn({ approvalCode: ev.approvalCode }, 'approval event for a definition no flow declares; ignored');
+        return 'ignored';
       }
+      added = await this.o.inbox.add({ runId, kind: 'task', taskId: ev.taskId, flowId: flow.id, approvalCode: ev.approvalCode });
+    } else if (TRACKED_STATUSES.has(ev.status)) {
+      // Other people's tasks matter only for runs we know (or are about to start).
+      if (!(await this.o.runs.get(runId)) && !(await this.o.inbox.hasItemsFor(runId))) return 'ignored';
+      added = await this.o.inbox.add({ runId, kind: 'status', taskId: ev.taskId, status: ev.status });
+    } else {
       return 'ignored';
     }
-    if (this.o.assistantUserId && ev.userId !== this.o.assistantUserId && ev.openId !== this.o.assistantUserId) return 'ignored';
-    const flow = this.o.flows.approvalFlowFor(ev.approvalCode);
-    if (!flow) {
-      this.o.logger.warn({ approvalCode: ev.approvalCode }, 'approval event for a definition no flow declares; ignored');
-      return 'ignored';
-    }
-    const existing = await this.o.runs.get(ev.instanceCode);
-    if (existing && (existing.inbox.includes(ev.taskId) || STAGES.some((s) => existing.stages[s]?.taskId === ev.taskId))) {
-      return 'duplicate';
-    }
-    const now = new Date(this.o.clock.now()).toISOString();
-    const run: Run = existing ?? {
-      id: ev.instanceCode,
-      flowId: flow.id,
-      approvalCode: ev.approvalCode,
-      instanceCode: ev.instanceCode,
-      applicant: {},
-      inbox: [],
-      stages: {},
-      steps: [{ at: now, step: 'submitted' }],
-      status: 'active',
-      createdAt: now,
-      updatedAt: now,
-    };
-    run.inbox.push(ev.taskId);
-    // A run set aside because its earlier task was at a node this flow does not handle wakes up.
-    if (run.status === 'ignored') run.status = 'active';
-    run.updatedAt = now;
-    await this.o.runs.put(run);
-    this.schedule(run.id);
-    return 'queued';
+    this.schedule(runId);
+    return added === 'added' ? 'queued' : 'duplicate';
   }
 
-  /** An async business result arrived at /api/v1/lark/<stage>/callback (signature already checked). */
-  async acceptCallback(stage: Stage, run: Run, result: BusinessResult): Promise<void> {
+  /**
+   * An async business result at /api/v1/lark/<stage>/callback, signed by `signer`. Accepted while
+   * the stage's call is in flight too (an API may call back before it answers our call). The
+   * answer waits only for the result to be on disk; the run applies it on its chain.
+   */
+  async acceptCallback(stage: Stage, ticketId: string, signer: ApprovalFlow, result: BusinessResult): Promise<void> {
+    const run = await this.o.runs.get(ticketId);
+    // A ticket of another flow is unknown to this signer: the same answer as no ticket at all.
+    if (!run || run.flowId !== signer.id) throw new NotFound(`unknown ticket ${ticketId}`);
     const s = run.stages[stage];
-    if (!s) throw new Conflict(`ticket ${run.id} has no ${stage} stage`);
-    if (s.state !== 'waiting_callback') throw new Conflict(`ticket ${run.id} is not waiting for a ${stage} callback (state: ${s.state})`);
-    s.decision = verdict(result);
-    s.state = 'decided';
-    this.timers.clear(run.id, stage);
-    await this.story.save(run);
+    if (!s) throw new InvalidInput(`ticket ${ticketId} has no ${stage} stage`);
+    if (signer[stage]?.mode !== 'async') throw new Conflict(`the ${stage} stage of ticket ${ticketId} is synchronous: its result is the answer to our call`);
+    if (run.status !== 'active' || (s.state !== 'calling' && s.state !== 'waiting_callback')) {
+      throw new Conflict(`ticket ${ticketId} is not waiting for a ${stage} callback (state: ${run.status === 'active' ? s.state : run.status})`);
+    }
+    if (!(await this.o.inbox.claimCallback(run.id, stage, s, result))) throw new Conflict(`ticket ${ticketId} already has a ${stage} result`);
     this.schedule(run.id);
   }
 
@@ -83,35 +83,25 @@ export class ApprovalEngine {
     return this.o.runs.get(ticketId);
   }
 
-  /** Retry button: re-runs a failed stage when the user may. Answers the toast text. */
+  /** Retry button: queues a re-run of the failed step when the presser may. Answers the toast text. */
   async retry(runId: string, stage: Stage, operatorOpenId: string | undefined): Promise<{ ok: boolean; message: string }> {
     const run = await this.o.runs.get(runId);
     if (!run) return { ok: false, message: 'This request is no longer known to lark-bridge.' };
     const flow = this.story.flowOf(run);
     if (!flow) return { ok: false, message: `Flow ${run.flowId} is not loaded.` };
     if (!operatorOpenId || !flow.notify?.retryBy.includes(operatorOpenId)) return { ok: false, message: 'You are not allowed to retry this request.' };
-    if (failedStageOf(run) !== stage) return { ok: false, message: `The ${stage} stage has not failed; nothing to retry.` };
-    const s = run.stages[stage]!;
-    s.state = 'pending';
-    s.retries++;
-    delete s.decision;
-    run.status = 'active';
-    delete run.error;
-    await this.story.save(run);
+    if (retryStageOf(run, flow) !== stage) return { ok: false, message: `The ${stage} stage has not failed; nothing to retry.` };
+    await this.o.inbox.add({ runId: run.id, kind: 'retry', stage, seen: failureKey(run, stage), operator: operatorOpenId });
     this.schedule(run.id);
-    return { ok: true, message: `Retrying ${stage}…` };
+    return { ok: true, message: run.larkFailure ? `Retrying: ${run.larkFailure.step}…` : `Retrying ${stage}…` };
   }
 
-  /** Picks up runs a crash or stop left in the middle. */
+  /** Picks up runs a crash or stop left in the middle, and runs with news not yet taken. */
   async resume(): Promise<number> {
-    let n = 0;
-    for (const run of await this.o.runs.live()) {
-      if (run.status === 'active') {
-        this.schedule(run.id);
-        n++;
-      }
-    }
-    return n;
+    const ids = new Set(await this.o.inbox.runIds());
+    for (const run of await this.o.runs.live()) if (run.status === 'active') ids.add(run.id);
+    for (const id of ids) this.schedule(id);
+    return ids.size;
   }
 
   async stop(): Promise<void> {
@@ -125,16 +115,19 @@ export class ApprovalEngine {
     while (this.chains.size) await Promise.all([...this.chains.values()]);
   }
 
-  private schedule(runId: string, work: () => Promise<void> = () => this.story.advance(runId)): void {
-    if (this.stopped) return;
+  private schedule(runId: string): void {
+    if (this.stopped || this.queued.has(runId)) return;
+    this.queued.add(runId);
     const previous = this.chains.get(runId) ?? Promise.resolve();
     const next = previous
-      .then(work)
+      .then(() => {
+        this.queued.delete(runId);
+        return this.story.advance(runId);
+      })
       .catch((err: unknown) => this.o.logger.error({ err, runId }, 'approval run step failed; it resumes on the next event or restart'))
       .finally(() => {
         if (this.chains.get(runId) === next) this.chains.delete(runId);
       });
     this.chains.set(runId, next);
   }
-
 }

@@ -1,21 +1,22 @@
 import type { Clock } from '../clock.js';
-import type { ApprovalApi, ApprovalTask } from '../lark/approval.js';
+import type { ApprovalApi, ApprovalInstance } from '../lark/approval.js';
+import { LarkApiError } from '../lark/lark-error.js';
 import type { Messenger } from '../lark/messages.js';
 import type { Logger } from '../log.js';
 import type { RecordCollection } from '../store/store.js';
 import type { UpstreamClient } from '../upstream/client.js';
-import { callBusiness, type BusinessResult } from './business-call.js';
+import { callBusiness } from './business-call.js';
 import type { CallbackTimers } from './callback-timers.js';
 import type { FlowRegistry } from './flow-registry.js';
 import type { ApprovalFlow, Stage } from './flow-schema.js';
-import { FieldMappingError, mapFormFields } from './map-fields.js';
 import { syncProgressCard } from './progress-card.js';
-import type { Run, StageRun, StepName } from './run.js';
-
-export const STAGES: Stage[] = ['check', 'execute'];
+import type { InboxItem, RunInbox } from './run-inbox.js';
+import { addNewTasks, addStep, applyRetry, applyStatus, endIfInstanceEnded, newRun, STAGES, verdict } from './run-updates.js';
+import { nextStamp, type LarkFailure, type Run, type StageRun, type StepName } from './run.js';
 
 export interface RunDeps {
   runs: RecordCollection<Run>;
+  inbox: RunInbox;
   flows: FlowRegistry;
   approvals: ApprovalApi;
   messenger: Messenger;
@@ -26,12 +27,15 @@ export interface RunDeps {
   publicBaseUrl: string;
   templatesDir: string;
   approvalLink: (instanceCode: string) => string;
+  /** Jitter of the business-call backoff (tests pin it). */
+  random?: () => number;
 }
 
 /**
- * One approval run, told top to bottom in `advance`: look up new tasks → map the form → call
- * the business API → record the verdict → act in Lark → update the card. Every step is
- * persisted before the next one starts.
+ * One approval run, told top to bottom in `advance`: take the inbox (new tasks, callbacks,
+ * Retry presses, status changes) → look up new tasks → call the business API → record the
+ * verdict → act in Lark → update the card. It runs only inside the run's chain, so it is the one
+ * writer of the run record; every step is saved before the next side effect.
  */
 export class RunStory {
   constructor(
@@ -40,88 +44,117 @@ export class RunStory {
     private readonly schedule: (runId: string) => void,
   ) {}
 
-  /** The story of a run. Each step persists before the next one starts. */
   async advance(runId: string): Promise<void> {
-    const run = await this.o.runs.get(runId);
-    if (!run || run.status !== 'active') return;
+    const items = await this.o.inbox.forRun(runId);
+    const loaded = await this.load(runId);
+    const firstTask = items.find((i) => i.kind === 'task');
+    if (!loaded && !firstTask) {
+      await Promise.all(this.o.inbox.remove(items.map((i) => i.id))); // news of a run that never started
+      return;
+    }
+    const run = loaded ?? newRun(firstTask as Extract<InboxItem, { kind: 'task' }>, this.isoNow());
     const flow = this.flowOf(run);
     if (!flow) {
       this.o.logger.warn({ runId, flow: run.flowId }, 'flow not loaded; the run waits');
       return;
     }
-    await this.lookUpNewTasks(run, flow);
-    if (run.status !== 'active') return;
-    if (!run.cardMessageId) await this.updateCard(run, flow);
+    const before = loaded ? JSON.stringify(loaded) : '';
+    const applied = await this.takeInbox(run, flow, items);
+    const changed = JSON.stringify(run) !== before;
+
+    if (run.status !== 'active') {
+      if (changed) {
+        for (const stage of STAGES) this.timers.clear(run.id, stage);
+        if (run.status !== 'ignored') await this.updateCard(run, flow);
+        await this.archive(run);
+      }
+      await Promise.all(this.o.inbox.remove(applied));
+      return;
+    }
+    if (changed || applied.length) await this.save(run, applied);
+    if (changed || !run.cardMessageId) await this.updateCard(run, flow);
 
     for (const stage of STAGES) {
       const s = run.stages[stage];
       if (!s || s.state === 'acted') continue;
       if (s.state === 'pending' || s.state === 'calling') await this.callStage(run, flow, stage, s);
-      if (s.state === 'waiting_callback') this.armCallbackTimer(run, stage, s);
+      if (s.state === 'waiting_callback') await this.collectCallback(run, flow, stage, s);
       if (s.state === 'decided') await this.act(run, flow, stage, s);
       if (run.status !== 'active') break;
     }
   }
 
-  /** Closes a run whose approval ended in Lark without us (rejected by an approver, withdrawn). */
-  async closeIfEnded(runId: string): Promise<void> {
-    const run = await this.o.runs.get(runId);
-    if (!run || run.status !== 'active' || run.inbox.length) return;
-    const busy = STAGES.some((s) => run.stages[s] && run.stages[s]!.state !== 'acted');
-    if (busy) return; // our own stage is still working; it finds the task closed when it acts
-    const instance = await this.o.approvals.getInstance(run.instanceCode);
-    if (instance.status === 'PENDING' || instance.status === 'APPROVED') return;
-    const why = instance.status === 'REJECTED' ? 'rejected by an approver' : instance.status === 'CANCELED' ? 'withdrawn by the applicant' : `approval ${instance.status.toLowerCase()}`;
-    run.status = 'failed';
-    run.error = why;
-    this.step(run, 'failed', why);
-    await this.save(run);
-    const flow = this.flowOf(run);
-    if (flow) await this.updateCard(run, flow);
-    await this.o.runs.archive(run);
-  }
-
-  private async lookUpNewTasks(run: Run, flow: ApprovalFlow): Promise<void> {
-    if (run.inbox.length === 0) return;
-    const instance = await this.o.approvals.getInstance(run.instanceCode);
-    run.serialNumber = instance.serialNumber;
-    run.applicant = { userId: instance.userId, openId: instance.openId };
-    for (const taskId of run.inbox) {
-      const task = instance.tasks.find((t) => t.id === taskId);
-      const stage = task && stageOf(flow, task);
-      if (!task || !stage || task.status !== 'PENDING' || run.stages[stage]) continue;
-      run.stages[stage] = { taskId, state: 'pending', retries: 0 };
-      if (run.fields === undefined) {
-        try {
-          run.fields = mapFormFields(instance.form, flow.fields);
-        } catch (err) {
-          if (!(err instanceof FieldMappingError)) throw err;
-          run.fields = {};
-          run.stages[stage]!.decision = { approve: false, comment: `The request cannot be processed: ${err.message}`, error: err.message };
-          run.stages[stage]!.state = 'decided';
-        }
+  /** Applies the run's inbox items in arrival order; answers the ids of those fully applied. */
+  private async takeInbox(run: Run, flow: ApprovalFlow, items: InboxItem[]): Promise<string[]> {
+    const applied: string[] = [];
+    const endChecks: string[] = [];
+    const now = this.isoNow();
+    for (const item of items) {
+      if (item.kind === 'retry') applyRetry(run, flow, item, now);
+      else if (item.kind === 'status' && applyStatus(run, item, now) === 'end-check') {
+        endChecks.push(item.id);
+        continue;
+      }
+      if (item.kind !== 'task') applied.push(item.id);
+    }
+    const tasks = items.filter((i): i is Extract<InboxItem, { kind: 'task' }> => i.kind === 'task');
+    // A run whose approval could not be looked up waits for Retry; its task items wait with it.
+    const lookupFailed = run.status === 'failed' && run.larkFailure && !run.larkFailure.stage;
+    if (tasks.length && !lookupFailed) {
+      const instance = await this.lookUp(run);
+      if (instance) {
+        addNewTasks(run, flow, instance, tasks, this.isoNow());
+        applied.push(...tasks.map((t) => t.id));
       }
     }
-    run.inbox = [];
-    if (!STAGES.some((s) => run.stages[s])) {
-      run.status = 'ignored'; // a task of ours, but not at a node this flow handles
-      await this.o.runs.archive(run);
-      return;
+    if (endChecks.length && (run.status !== 'active' || (await this.closeIfEnded(run)) !== 'unknown')) applied.push(...endChecks);
+    return applied;
+  }
+
+  private async lookUp(run: Run): Promise<ApprovalInstance | undefined> {
+    try {
+      return await this.o.approvals.getInstance(run.instanceCode);
+    } catch (err) {
+      if (!(err instanceof LarkApiError)) throw err;
+      this.failAtLark(run, undefined, 'look up the approval', err);
+      return undefined;
     }
-    await this.save(run);
+  }
+
+  /** An approver rejected, or the applicant withdrew: the run waiting on approvers ends. */
+  private async closeIfEnded(run: Run): Promise<'ended' | 'open' | 'unknown'> {
+    // Our own stage still working finds the task closed when it acts.
+    if (STAGES.some((s) => run.stages[s] && run.stages[s]!.state !== 'acted')) return 'open';
+    let instance: ApprovalInstance;
+    try {
+      instance = await this.o.approvals.getInstance(run.instanceCode);
+    } catch (err) {
+      if (!(err instanceof LarkApiError)) throw err;
+      this.o.logger.warn({ err, runId: run.id }, 'could not look up an approval that may have ended; tried again on the next event or restart');
+      return 'unknown';
+    }
+    return endIfInstanceEnded(run, instance.status, this.isoNow()) ? 'ended' : 'open';
   }
 
   private async callStage(run: Run, flow: ApprovalFlow, stage: Stage, s: StageRun): Promise<void> {
     const spec = flow[stage]!;
+    // A crash during our call: if the result came by callback meanwhile, there is nothing to call.
+    const came = s.state === 'calling' && spec.mode === 'async' ? await this.o.inbox.callbackFor(run.id, stage, s) : undefined;
+    if (came) {
+      s.decision = verdict(came);
+      s.state = 'decided';
+      await this.save(run);
+      return;
+    }
     if (s.state === 'pending') {
-      this.step(run, stage === 'check' ? 'checking' : 'executing', s.retries ? `retry ${s.retries}` : undefined);
+      const again = [s.retries ? `retry ${s.retries}` : '', s.rounds ? `round ${s.rounds + 1}` : ''].filter(Boolean).join(', ');
+      this.step(run, stage === 'check' ? 'checking' : 'executing', again || undefined);
       s.state = 'calling';
       await this.save(run);
       await this.updateCard(run, flow);
     }
     const outcome = await callBusiness(
-      this.o.upstream,
-      this.o.clock,
+      { upstream: this.o.upstream, clock: this.o.clock, random: this.o.random },
       spec,
       flow.secret,
       {
@@ -132,9 +165,15 @@ export class RunStory {
         applicant: { user_id: run.applicant.userId, open_id: run.applicant.openId },
         ...(spec.mode === 'async' ? { callback_url: `${this.o.publicBaseUrl}/api/v1/lark/${stage}/callback` } : {}),
       },
-      `${run.instanceCode}:${stage}:${s.taskId}:${s.retries}`,
+      // A header is ASCII: a non-ASCII instance code is percent-encoded (Lark's usual codes are unchanged).
+      [run.instanceCode, stage, s.taskId, String(s.retries)].map(encodeURIComponent).join(':'),
     );
-    if (outcome.kind === 'accepted') {
+    // An async API may call back before answering our call: its result wins over how the call went.
+    const early = spec.mode === 'async' ? await this.o.inbox.callbackFor(run.id, stage, s) : undefined;
+    if (early) {
+      s.decision = verdict(early);
+      s.state = 'decided';
+    } else if (outcome.kind === 'accepted') {
       s.state = 'waiting_callback';
       s.callbackDeadline = this.o.clock.now() + spec.callbackTimeoutMs;
     } else if (outcome.kind === 'result') {
@@ -151,40 +190,55 @@ export class RunStory {
     await this.save(run);
   }
 
-  private armCallbackTimer(run: Run, stage: Stage, s: StageRun): void {
-    this.timers.arm(run.id, stage, Math.max(0, (s.callbackDeadline ?? 0) - this.o.clock.now()), () => void this.expireCallback(run.id, stage));
-  }
-
-  private async expireCallback(runId: string, stage: Stage): Promise<void> {
-    const run = await this.o.runs.get(runId);
-    const s = run?.stages[stage];
-    if (!run || !s || s.state !== 'waiting_callback') return;
-    const flow = this.flowOf(run);
-    const waited = flow?.[stage]?.callbackTimeoutMs ?? 0;
-    s.decision = { approve: false, comment: `The ${stage} service did not report back within ${Math.round(waited / 1000)} s. Nothing was approved.`, error: 'no callback in time' };
+  /** Takes the callback result if one came; past the deadline rejects; otherwise waits (timer). */
+  private async collectCallback(run: Run, flow: ApprovalFlow, stage: Stage, s: StageRun): Promise<void> {
+    const result = await this.o.inbox.callbackFor(run.id, stage, s);
+    const now = this.o.clock.now();
+    const deadline = s.callbackDeadline ?? 0;
+    if (result) {
+      s.decision = verdict(result);
+    } else if (now >= deadline) {
+      const waited = flow[stage]?.callbackTimeoutMs ?? 0;
+      s.decision = { approve: false, comment: `The ${stage} service did not report back within ${Math.round(waited / 1000)} s. Nothing was approved.`, error: 'no callback in time' };
+    } else {
+      // The expiry is just another turn of the chain: a callback that arrived first wins.
+      this.timers.arm(run.id, stage, deadline - now, () => this.schedule(run.id));
+      return;
+    }
+    this.timers.clear(run.id, stage);
     s.state = 'decided';
     await this.save(run);
-    this.schedule(run.id);
   }
 
   /** Tells Lark the verdict, once: a task that is no longer PENDING was already acted on. */
   private async act(run: Run, flow: ApprovalFlow, stage: Stage, s: StageRun): Promise<void> {
     const decision = s.decision!;
-    const instance = await this.o.approvals.getInstance(run.instanceCode);
-    const task = instance.tasks.find((t) => t.id === s.taskId);
     let note: string | undefined;
-    if (task?.status === 'PENDING') {
-      const action = { approvalCode: run.approvalCode, instanceCode: run.instanceCode, taskId: s.taskId, userId: task.userId ?? this.o.assistantUserId ?? '', comment: decision.comment };
-      if (decision.approve) await this.o.approvals.approve(action);
-      else await this.o.approvals.reject(action);
-    } else {
-      note = `approval already ${task?.status?.toLowerCase() ?? 'closed'} in Lark`;
+    let step: LarkFailure['step'] = 'look up the approval';
+    try {
+      const instance = await this.o.approvals.getInstance(run.instanceCode);
+      const task = instance.tasks.find((t) => t.id === s.taskId);
+      if (task?.status === 'PENDING') {
+        const action = { approvalCode: run.approvalCode, instanceCode: run.instanceCode, taskId: s.taskId, userId: task.userId ?? this.o.assistantUserId ?? '', comment: decision.comment };
+        step = decision.approve ? 'approve the task' : 'reject the task';
+        if (decision.approve) await this.o.approvals.approve(action);
+        else await this.o.approvals.reject(action);
+      } else {
+        note = `approval already ${task?.status?.toLowerCase() ?? 'closed'} in Lark`;
+      }
+    } catch (err) {
+      if (!(err instanceof LarkApiError)) throw err;
+      this.failAtLark(run, stage, step, err);
+      await this.finish(run, flow);
+      return;
     }
     s.state = 'acted';
     if (stage === 'check') {
       if (decision.approve) {
         this.step(run, 'check_passed', decision.comment || note);
-        if (flow.execute) this.step(run, 'waiting_approvers');
+        // A check task already closed in Lark (a Retry after the approval was rejected) leaves
+        // nothing to wait for; a later task at execute_node brings the run back.
+        if (flow.execute && !note) this.step(run, 'waiting_approvers');
         else run.status = 'done';
       } else {
         this.step(run, 'check_failed', decision.error ?? decision.comment);
@@ -199,23 +253,50 @@ export class RunStory {
       run.status = 'failed';
       run.error = decision.error ?? decision.comment;
     }
-    await this.save(run);
-    await this.updateCard(run, flow);
-    if (run.status !== 'active') await this.o.runs.archive(run);
+    await this.finish(run, flow);
   }
 
-  /** Sends the run's one card on its first step, then patches that same card. Never fails a run. */
+  /** A Lark call refused for good: the run fails with the reason and Retry re-attempts that step. */
+  private failAtLark(run: Run, stage: Stage | undefined, step: LarkFailure['step'], err: LarkApiError): void {
+    const error = `Lark refused to ${step}: ${err.larkMsg || err.message} (code ${err.code})`;
+    this.o.logger.error({ runId: run.id, stage, code: err.code }, error);
+    run.status = 'failed';
+    run.error = error;
+    run.larkFailure = { ...(stage ? { stage } : {}), step, error, at: this.isoNow() };
+    this.step(run, 'failed', error);
+  }
+
+  private async finish(run: Run, flow: ApprovalFlow): Promise<void> {
+    await this.save(run);
+    await this.updateCard(run, flow);
+    if (run.status !== 'active') await this.archive(run);
+  }
+
+  /** Sends or updates the run's card. Never fails a run. */
   private async updateCard(run: Run, flow: ApprovalFlow): Promise<void> {
     if (await syncProgressCard(run, flow, this.o)) await this.save(run);
   }
 
   private step(run: Run, step: StepName, detail?: string): void {
-    run.steps.push({ at: this.isoNow(), step, ...(detail ? { detail } : {}) });
+    addStep(run, step, this.isoNow(), detail);
   }
 
-  async save(run: Run): Promise<void> {
-    run.updatedAt = this.isoNow();
-    await this.o.runs.put(run);
+  /** A private copy: the store may hand out the object it keeps, and only a save may change that. */
+  private async load(runId: string): Promise<Run | undefined> {
+    const stored = await this.o.runs.get(runId);
+    return stored && structuredClone(stored);
+  }
+
+  /** Saves the run and drops the inbox items it now reflects, in one write. */
+  private async save(run: Run, appliedItems: readonly string[] = []): Promise<void> {
+    // Strictly later than any earlier copy, so a run brought back from the archive is the newer one.
+    run.updatedAt = nextStamp(this.o.clock.now(), run.updatedAt);
+    await Promise.all([this.o.runs.put(structuredClone(run)), ...this.o.inbox.remove(appliedItems)]);
+  }
+
+  private async archive(run: Run): Promise<void> {
+    run.updatedAt = nextStamp(this.o.clock.now(), run.updatedAt);
+    await this.o.runs.archive(structuredClone(run));
   }
 
   flowOf(run: Run): ApprovalFlow | undefined {
@@ -225,18 +306,4 @@ export class RunStory {
   private isoNow(): string {
     return new Date(this.o.clock.now()).toISOString();
   }
-}
-
-function stageOf(flow: ApprovalFlow, task: ApprovalTask): Stage | undefined {
-  for (const stage of STAGES) {
-    const node = flow.nodes[stage];
-    if (node && (task.nodeName === node || task.customNodeId === node || task.nodeId === node)) return stage;
-  }
-  return undefined;
-}
-
-export function verdict(result: BusinessResult): { approve: boolean; comment: string; error?: string } {
-  if (result.result) return { approve: true, comment: result.msg || 'OK' };
-  const reason = result.error || result.msg || 'refused by the business system';
-  return { approve: false, comment: reason, error: reason };
 }

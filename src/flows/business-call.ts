@@ -52,14 +52,24 @@ export function bodySignatureMatches(secret: string, timestamp: string, signatur
   return safeEqual(signBody(secret, timestamp, raw), signature.toLowerCase());
 }
 
+/** Backoff between tries of one business call: equal jitter from 200 ms, doubling, capped at 5 s. */
+export const BUSINESS_BACKOFF = { baseMs: 200, capMs: 5_000 } as const;
+
+export interface BusinessCallDeps {
+  upstream: UpstreamClient;
+  clock: Clock;
+  /** The jitter source (tests pin it). */
+  random?: () => number;
+}
+
 /**
  * Calls a flow's business API for one stage. Timeouts, network errors, 5xx and malformed
- * answers are retried (`retries`, with backoff); what is left is "unreachable" and the run
- * rejects. A 4xx is final. An async stage only needs a 2xx: the result comes by callback.
+ * answers are retried: `retries` counts the EXTRA tries (retries: 2 → at most 3 calls), with
+ * backoff between them; what is left is "unreachable" and the run rejects. A 4xx is final. An
+ * async stage only needs a 2xx: the result comes by callback.
  */
 export async function callBusiness(
-  upstream: UpstreamClient,
-  clock: Clock,
+  { upstream, clock, random }: BusinessCallDeps,
   spec: StageSpec,
   secret: string,
   request: BusinessRequest,
@@ -91,7 +101,7 @@ export async function callBusiness(
         return { kind: 'unreachable', error: `${lastError}${outcome.response ? `: ${outcome.response.slice(0, 200)}` : ''}`, attempts: attempt };
       }
     }
-    if (attempt < attempts) await clock.sleep(backoffDelay(attempt, 200, 5_000));
+    if (attempt < attempts) await clock.sleep(backoffDelay(attempt, BUSINESS_BACKOFF.baseMs, BUSINESS_BACKOFF.capMs, random));
   }
   return { kind: 'unreachable', error: lastError, attempts };
 }

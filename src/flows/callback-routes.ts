@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
-import { InvalidInput, NotAuthenticated, NotFound } from '../errors.js';
+import { NotAuthenticated } from '../errors.js';
 import { route, type Guard, type Route } from '../http/route.js';
 import type { ApprovalEngine } from './approval-engine.js';
 import { bodySignatureMatches, businessResultSchema, callbackTimestampProblem, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './business-call.js';
@@ -48,12 +48,7 @@ export function businessCallbackRoutes(engine: ApprovalEngine, flows: FlowRegist
       guard,
       body: callbackSchema,
       async handler(ctx, body) {
-        const signedBy = ctx.state.signedBy as ApprovalFlow;
-        const run = await engine.findRun(body.ticket_id);
-        // A ticket of another flow is unknown to this flow's signer.
-        if (!run || run.flowId !== signedBy.id) throw new NotFound(`unknown ticket ${body.ticket_id}`);
-        if (!run.stages[stage]) throw new InvalidInput(`ticket ${body.ticket_id} has no ${stage} stage`);
-        await engine.acceptCallback(stage, run, body);
+        await engine.acceptCallback(stage, body.ticket_id, ctx.state.signedBy as ApprovalFlow, body);
         ctx.body = { status: 'accepted', ticket_id: body.ticket_id, stage };
       },
     });

@@ -3,6 +3,9 @@ import type { Logger } from '../log.js';
 import type { ApprovalFlow, Flow } from './flow-schema.js';
 import { formatProblem, listFlowFiles, loadFlowFile, type FlowProblem } from './load-flows.js';
 
+const ASSISTANT_MISSING =
+  "LARK_ASSISTANT_USER_ID is not set: an approval flow acts on the assistant's tasks at check_node/execute_node, and without it would act on any user's";
+
 /**
  * The flows in force. Files are loaded at start and watched: a changed file is validated and
  * swapped in; an invalid one is logged (file, JSON path, reason) and the last good version of
@@ -20,6 +23,8 @@ export class FlowRegistry {
     private readonly env: NodeJS.ProcessEnv,
     private readonly logger: Logger,
     private readonly onLoaded: (flow: Flow) => void = () => undefined,
+    /** Whose tasks approval flows act on; an approval flow is refused without it. */
+    private readonly assistantUserId?: string,
   ) {}
 
   async loadAll(): Promise<void> {
@@ -65,6 +70,10 @@ export class FlowRegistry {
         this.reject(name, [{ file: name, path: 'id', message: `flow id "${result.flow.id}" is already used by ${clash[0]}` }]);
         return;
       }
+      if (result.flow.kind === 'approval' && !this.assistantUserId) {
+        this.reject(name, [{ file: name, path: 'kind', message: ASSISTANT_MISSING, needsEnv: 'LARK_ASSISTANT_USER_ID' }]);
+        return;
+      }
       this.byFile.set(name, result.flow);
       this.problemsByFile.delete(name);
       this.logger.info({ file: name, flow: result.flow.id }, 'flow loaded');
@@ -95,5 +104,12 @@ export class FlowRegistry {
 
   problems(): FlowProblem[] {
     return [...this.problemsByFile.values()].flat();
+  }
+
+  /** Files refused because an environment variable the service itself needs is not set. */
+  refusedFor(variable: string): string[] {
+    return this.problems()
+      .filter((p) => p.needsEnv === variable)
+      .map((p) => p.file);
   }
 }

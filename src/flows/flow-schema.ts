@@ -50,10 +50,26 @@ export const stageSchema = z
   .strict();
 
 const optionItem = z.object({ id: z.string().min(1), text: z.string().min(1) }).strict();
-export const optionsSourceSchema = z.union([
-  z.object({ token: z.string().optional(), items: z.array(optionItem).min(1) }).strict(),
-  z.object({ token: z.string().optional(), url: z.url({ protocol: /^https?$/ }), timeoutMs: z.number().int().min(100).max(2_500).default(2_000) }).strict(),
-]);
+const optionsToken = z.string().min(1).describe('The Token set on the widget in the approval admin: Lark sends it with every request');
+const optionsKey = z
+  .string()
+  .min(1)
+  .optional()
+  .describe('The Key set on the widget in the approval admin: the answer is then encrypted as Lark documents; write "${env:NAME}"');
+export const optionsSourceSchema = z
+  .object({
+    token: optionsToken.optional(),
+    encryptKey: optionsKey,
+    items: z.array(optionItem).min(1).optional().describe('A fixed list of options'),
+    url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional().describe("Where Lark's request is relayed; answers [{id, text}]"),
+    timeoutMs: z.number().int().min(100).max(2_500).default(2_000).describe('url: Lark waits 3 s in all'),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    if (!o.items === !o.url) ctx.addIssue({ code: 'custom', path: [], message: 'an options source needs either items or url' });
+    // Without a token anyone could make us call the business URL.
+    if (o.url && o.token === undefined) ctx.addIssue({ code: 'custom', path: ['token'], message: 'an options source with a url needs a token (the Token set on the widget in the approval admin)' });
+  });
 
 export const approvalFlowSchema = z
   .object({

@@ -6,6 +6,8 @@ export interface FlowProblem {
   file: string;
   path: string;
   message: string;
+  /** Set when the file is fine but the service lacks this environment variable to run it. */
+  needsEnv?: string;
 }
 
 export type FlowLoad = { ok: true; flow: Flow } | { ok: false; problems: FlowProblem[] };

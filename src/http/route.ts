@@ -1,5 +1,5 @@
 import { Router } from '@koa/router';
-import type { Context, Next } from 'koa';
+import type { Context, Middleware, Next } from 'koa';
 import type { z } from 'zod';
 import { parseJsonBody, readBody } from './request-body.js';
 
@@ -65,4 +65,17 @@ export function routerFor(routes: readonly Route[], bodyLimitBytes: number): Rou
     else router.post(r.path, steps);
   }
   return router;
+}
+
+/**
+ * After the router: 405 (with Allow) for a known path asked with another method. Unlike
+ * @koa/router's allowedMethods alone, OPTIONS is a 405 too: it would run no guard, so it must not
+ * answer 2xx (this API serves servers, not browsers: no CORS preflight to answer).
+ */
+export function methodNotAllowed(router: Router): Middleware {
+  const allowed = router.allowedMethods() as unknown as Middleware;
+  return async (ctx, next) => {
+    await allowed(ctx, next);
+    if (ctx.method === 'OPTIONS' && ctx.status === 200 && ctx.response.get('Allow')) ctx.status = 405;
+  };
 }

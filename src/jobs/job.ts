@@ -29,7 +29,7 @@ export interface Job {
   client?: string;
 }
 
-export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['success', 'error', 'partial', 'accepted']);
+const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['success', 'error', 'partial', 'accepted']);
 
 export function isFinal(job: Job): boolean {
   return FINAL_STATUSES.has(job.status);

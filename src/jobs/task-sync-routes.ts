@@ -1,4 +1,5 @@
 import { NotFound } from '../errors.js';
+import { idempotencyKeyOf } from '../http/idempotency-key.js';
 import { route, type Guard, type Route } from '../http/route.js';
 import type { RecordCollection } from '../store/store.js';
 import { jobView, type Job } from './job.js';
@@ -25,7 +26,7 @@ export function taskSyncRoutes(d: TaskSyncRouteDeps): Route[] {
       guard: d.bearer,
       body: d.schema,
       async handler(ctx, body) {
-        const key = ctx.get('idempotency-key') || undefined;
+        const key = idempotencyKeyOf(ctx);
         const { job, replayed } = await d.taskSync.submit(body, ctx.state.client as string, key);
         if (replayed) ctx.set('Idempotent-Replayed', 'true');
         ctx.set('Location', statusPath(job.id));

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
-import { Conflict, InvalidInput, Unavailable } from '../errors.js';
+import { Conflict, Unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { KeySpace, RecordCollection } from '../store/store.js';
 import type { Job } from './job.js';
@@ -59,38 +59,33 @@ export interface Submission {
 
 /** Creates the job durably (before anyone is answered) and hands it to the worker. */
 export function createTaskSync(o: TaskSyncOptions) {
-  async function submit(input: TaskSyncRequest, client: string, idempotencyKey?: string): Promise<Submission> {
-    o.assertAllowed(input.webhookUrl);
+  /** `idempotency` is the client's key as sent and scoped to its token (see src/http/idempotency-key.ts). */
+  async function submit(input: TaskSyncRequest, client: string, idempotency?: { key: string; scoped: string }): Promise<Submission> {
+    // The normalised URL is stored and called: exactly what the allow-list checked.
+    const webhookUrl = o.assertAllowed(input.webhookUrl).href;
     const records = input.records ?? [input.recordId!];
     const mode = input.records ? 'batch' : 'single';
     const timeoutSec = input.timeout ?? o.defaultTimeoutSec;
 
-    let scopedKey: string | undefined;
-    let fingerprint = '';
-    if (idempotencyKey !== undefined) {
-      if (idempotencyKey.length === 0 || idempotencyKey.length > 255) {
-        throw new InvalidInput('Idempotency-Key must be 1 to 255 characters');
-      }
-      scopedKey = `${client}\u0000${idempotencyKey}`;
-      fingerprint = createHash('sha256').update(JSON.stringify([input.webhookUrl, mode, records, timeoutSec])).digest('hex');
-      const seen = await o.idempotency.get(scopedKey);
-      if (seen) {
-        if (seen.fingerprint !== fingerprint) {
-          throw new Conflict('Idempotency-Key was already used with a different request body', { jobId: seen.jobId });
-        }
-        const job = await o.jobs.get(seen.jobId);
-        if (job) {
-          await o.flush(); // the first request's write may still be in flight
-          return { job, replayed: true };
-        }
+    const scoped = idempotency?.scoped;
+    const fingerprint = scoped === undefined ? '' : createHash('sha256').update(JSON.stringify([webhookUrl, mode, records, timeoutSec])).digest('hex');
+    const jobId = randomUUID();
+    if (scoped !== undefined) {
+      // Claim the key before making the job: of two concurrent requests with one key, one wins.
+      const won = await claimOrUnavailable(() => o.idempotency.claim(scoped, { jobId, fingerprint }, o.clock.now() + IDEMPOTENCY_TTL_MS));
+      if (!won) {
+        const replay = await replayOf(scoped, fingerprint);
+        if (replay) return { job: replay, replayed: true };
+        // The key names a job that was never saved (its request failed): this request takes it over.
+        await claimOrUnavailable(() => o.idempotency.set(scoped, { jobId, fingerprint }, o.clock.now() + IDEMPOTENCY_TTL_MS).then(() => true));
       }
     }
 
     const now = new Date(o.clock.now()).toISOString();
     const job: Job = {
-      id: randomUUID(),
+      id: jobId,
       mode,
-      webhookUrl: input.webhookUrl,
+      webhookUrl,
       records,
       timeoutSec,
       status: 'queued',
@@ -99,21 +94,41 @@ export function createTaskSync(o: TaskSyncOptions) {
       updatedAt: now,
       completedAt: null,
       client,
-      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+      ...(idempotency ? { idempotencyKey: idempotency.key } : {}),
     };
-    // Job and key are set in the same tick, so they share one write.
-    const writes = [o.jobs.put(job)];
-    if (scopedKey) writes.push(o.idempotency.set(scopedKey, { jobId: job.id, fingerprint }, o.clock.now() + IDEMPOTENCY_TTL_MS));
     try {
-      await Promise.all(writes);
+      await o.jobs.put(job);
     } catch (err) {
       o.logger.error({ err, jobId: job.id }, 'could not persist task-sync job');
       await o.jobs.remove(job.id).catch(() => undefined);
-      if (scopedKey) await o.idempotency.delete(scopedKey).catch(() => undefined);
+      if (scoped) await o.idempotency.delete(scoped).catch(() => undefined);
       throw new Unavailable('the job could not be saved (data dir not writable); nothing was sent, try again');
     }
     o.worker.submit(job);
     return { job, replayed: false };
+  }
+
+  /** The job an earlier request with this key made, once its write is on disk; 409 for another body. */
+  async function replayOf(scoped: string, fingerprint: string): Promise<Job | undefined> {
+    const seen = await o.idempotency.get(scoped);
+    if (!seen) return undefined;
+    if (seen.fingerprint !== fingerprint) throw new Conflict('Idempotency-Key was already used with a different request body', { jobId: seen.jobId });
+    let job = await o.jobs.get(seen.jobId);
+    if (!job) {
+      await o.flush(); // the first request's job may still be on its way to disk
+      job = await o.jobs.get(seen.jobId);
+    }
+    if (job) await o.flush();
+    return job;
+  }
+
+  async function claimOrUnavailable(claim: () => Promise<boolean>): Promise<boolean> {
+    try {
+      return await claim();
+    } catch (err) {
+      o.logger.error({ err }, 'could not persist an idempotency key');
+      throw new Unavailable('the request could not be saved (data dir not writable); nothing was sent, try again');
+    }
   }
 
   return { submit };

@@ -12,8 +12,12 @@ export interface WorkerOptions {
   clock: Clock;
   logger: Logger;
   concurrency: number;
+  /** Extra tries after the first on a retryable failure: 2 means at most 3 calls per record. */
   retries: number;
+  /** The first backoff; it doubles per retry, with jitter (src/backoff.ts). */
   retryBaseMs: number;
+  /** The jitter's source, in [0, 1); injected so tests can pin the delays. */
+  random?: () => number;
 }
 
 /**
@@ -59,14 +63,15 @@ export class TaskSyncWorker {
     return new Promise((resolve) => {
       const set = this.waiters.get(job.id) ?? new Set();
       this.waiters.set(job.id, set);
+      const timeout = new AbortController();
       const done = (j: Job | undefined) => {
-        clearTimeout(timer);
-        set.delete(done);
+        if (!set.delete(done)) return;
+        timeout.abort();
         if (set.size === 0) this.waiters.delete(job.id);
         resolve(j);
       };
-      const timer = setTimeout(() => done(undefined), ms);
       set.add(done);
+      void this.o.clock.sleep(ms, timeout.signal).then(() => done(undefined));
     });
   }
 
@@ -112,8 +117,10 @@ export class TaskSyncWorker {
 
   private async record(job: Job, index: number, attempt: number, outcome: UpstreamOutcome): Promise<void> {
     const recordId = job.records[index]!;
-    if (outcome.kind === 'failure' && outcome.retryable && attempt < this.o.retries && !this.stopping.signal.aborted) {
-      const delay = backoffDelay(attempt, this.o.retryBaseMs);
+    if (outcome.kind === 'failure' && outcome.retryable && attempt <= this.o.retries) {
+      // Stopping: leave the record without a result, so the next start tries it again.
+      if (this.stopping.signal.aborted) return;
+      const delay = backoffDelay(attempt, this.o.retryBaseMs, undefined, this.o.random);
       this.o.logger.debug({ jobId: job.id, recordId, attempt, delay, error: outcome.error }, 'task-sync retry');
       void this.o.clock.sleep(delay, this.stopping.signal).then(() => {
         this.enqueue(job, index, attempt + 1);

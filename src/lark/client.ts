@@ -14,20 +14,50 @@ export interface LarkClientOptions {
 /**
  * The SDK client, pointed at `domain` (open.feishu.cn, open.larksuite.com, or the emulator).
  * Each client gets its own token cache: the SDK's shared default cache is keyed by app id only,
- * so two apps on different domains in one process would otherwise swap tokens.
+ * so two apps on different domains in one process would otherwise swap tokens. And its own
+ * timeout, without touching the SDK's shared axios instance that every SDK user in the process
+ * gets.
  */
 export function createLarkClient(o: LarkClientOptions): LarkClient {
-  // The SDK's axios instance has no timeout by default; a hung Open API call must not hang a run.
-  lark.defaultHttpInstance.defaults.timeout = o.timeoutMs;
   return new lark.Client({
     appId: o.appId,
     appSecret: o.appSecret,
     domain: o.domain,
     appType: lark.AppType.SelfBuild,
     cache: new lark.DefaultCache(),
+    // Typed as axios, but its response interceptor resolves with the body: what HttpInstance promises.
+    httpInstance: withTimeout(lark.defaultHttpInstance as unknown as lark.HttpInstance, o.timeoutMs),
     logger: sdkLogger(o.logger),
     loggerLevel: lark.LoggerLevel.warn,
   });
+}
+
+/**
+ * The SDK's own HTTP instance (its interceptors unwrap `response.data`, and `$return_headers`),
+ * with a timeout on each request made through this wrapper only: the SDK's instance has none,
+ * and a hung Open API call must not hang a run.
+ */
+function withTimeout(base: lark.HttpInstance, timeoutMs: number): lark.HttpInstance {
+  const timed = <O extends { timeout?: number }>(opts?: O) => ({ ...opts, timeout: opts?.timeout ?? timeoutMs }) as O;
+  return {
+    request: (opts) => base.request(timed(opts)),
+    get: (url, opts) => base.get(url, timed(opts)),
+    delete: (url, opts) => base.delete(url, timed(opts)),
+    head: (url, opts) => base.head(url, timed(opts)),
+    options: (url, opts) => base.options(url, timed(opts)),
+    post: (url, data, opts) => base.post(url, data, timed(opts)),
+    put: (url, data, opts) => base.put(url, data, timed(opts)),
+    patch: (url, data, opts) => base.patch(url, data, timed(opts)),
+  };
+}
+
+/**
+ * Forgets the client's tenant access token, so the next call fetches a new one. The SDK's
+ * TokenManager caches it under CTenantAccessToken in the app id's namespace; an entry already
+ * expired is a miss.
+ */
+export async function forgetTenantToken(client: LarkClient): Promise<void> {
+  await client.cache.set(lark.CTenantAccessToken, '', 1, { namespace: client.appId });
 }
 
 /**

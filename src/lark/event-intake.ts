@@ -1,23 +1,15 @@
 import * as lark from '@larksuiteoapi/node-sdk';
 import type { Context } from 'koa';
 import type { Clock } from '../clock.js';
-import { InvalidInput, Unavailable } from '../errors.js';
+import { InvalidInput } from '../errors.js';
 import { route, type Guard, type Route } from '../http/route.js';
 import type { Logger } from '../log.js';
 import type { KeySpace } from '../store/store.js';
-import {
-  assertVerificationToken,
-  eventIdOf,
-  openEnvelope,
-  verifyLarkSignature,
-  verifyLegacyCardSignature,
-  type SignatureHeaders,
-} from './event-security.js';
+import type { SignatureHeaders } from './event-security.js';
+import { handleOnce, type SeenMark } from './seen-events.js';
+import { verifyCardCallback, verifyEventCallback, type LarkSecrets, type VerifiedCallback } from './verify-callback.js';
 
 export type EventDispatcher = lark.EventDispatcher;
-
-/** Lark redelivers for about seven hours; seen ids are kept longer than that. */
-const SEEN_EVENT_TTL_MS = 12 * 60 * 60 * 1000;
 
 export interface ApprovalTaskEvent {
   approvalCode: string;
@@ -40,36 +32,61 @@ export interface IntakeHandlers {
   cardAction(action: CardAction): Promise<{ ok: boolean; message: string }>;
 }
 
-export interface IntakeOptions {
-  encryptKey?: string;
-  verificationToken?: string;
-  seenEvents: KeySpace<number>;
+export interface IntakeOptions extends LarkSecrets {
+  seenEvents: KeySpace<SeenMark>;
   clock: Clock;
   logger: Logger;
   handlers: IntakeHandlers;
 }
 
+/** What Lark shows the presser: a toast. https://open.feishu.cn/document/uAjLw4CM/ukzMukzMukzM/feishu-cards/card-callback-communication */
+export interface CardAnswer {
+  toast: { type: 'success' | 'error'; content: string };
+}
+
+/** A 2.0 press (the SDK flattens header and event) or a legacy one: who pressed what, on which message. */
+async function pressCard(o: IntakeOptions, data: Record<string, any>): Promise<CardAnswer> {
+  const value = data.action?.value;
+  const action: CardAction = {
+    value: value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {},
+    operatorOpenId: data.operator?.open_id ?? data.open_id,
+    messageId: data.context?.open_message_id ?? data.open_message_id,
+  };
+  const answer = await o.handlers.cardAction(action);
+  return { toast: { type: answer.ok ? 'success' : 'error', content: answer.message } };
+}
+
 /**
- * The SDK dispatcher both transports feed (HTTP callback and long connection). Its handlers
- * drop an event id seen before, then hand the event on. Signatures are checked before the
- * dispatcher sees anything, so it is built without keys.
+ * The SDK dispatcher both transports feed (HTTP callback and long connection). Each handler
+ * claims the event id before it runs, so a redelivery, or a second delivery racing the first,
+ * does nothing. Signatures are checked before the dispatcher sees anything (the long connection
+ * is authenticated when it opens), so it is built without keys.
  */
 export function createEventDispatcher(o: IntakeOptions): lark.EventDispatcher {
   const dispatcher = new lark.EventDispatcher({ loggerLevel: lark.LoggerLevel.error });
+  const idOf = (data: Record<string, unknown>) => {
+    const id = data.event_id ?? data.uuid;
+    if (typeof id !== 'string' || !id) throw new InvalidInput('event has neither header.event_id nor uuid');
+    return id;
+  };
   dispatcher.register({
     approval_task: async (data: Record<string, unknown>) => {
-      const id = String(data.event_id ?? data.uuid ?? '');
-      if (id && (await o.seenEvents.get(id))) return 'duplicate';
-      await o.handlers.approvalTask({
-        approvalCode: String(data.approval_code ?? ''),
-        instanceCode: String(data.instance_code ?? ''),
-        taskId: String(data.task_id ?? ''),
-        status: String(data.status ?? ''),
-        userId: data.user_id ? String(data.user_id) : undefined,
-        openId: data.open_id ? String(data.open_id) : undefined,
-      });
-      if (id) await o.seenEvents.set(id, 1, o.clock.now() + SEEN_EVENT_TTL_MS);
-      return 'ok';
+      await handleOnce(o.seenEvents, o.clock, idOf(data), () =>
+        o.handlers.approvalTask({
+          approvalCode: String(data.approval_code ?? ''),
+          instanceCode: String(data.instance_code ?? ''),
+          taskId: String(data.task_id ?? ''),
+          status: String(data.status ?? ''),
+          userId: data.user_id ? String(data.user_id) : undefined,
+          openId: data.open_id ? String(data.open_id) : undefined,
+        }),
+      );
+      return undefined;
+    },
+    // Card presses over the long connection (and to the event URL, when the console sends them there).
+    'card.action.trigger': async (data: Record<string, unknown>) => {
+      const once = await handleOnce(o.seenEvents, o.clock, idOf(data), () => pressCard(o, data));
+      return once.ran ? once.result : {};
     },
   } as Record<string, (data: any) => Promise<unknown>>);
   return dispatcher;
@@ -83,112 +100,74 @@ function signatureHeaders(ctx: Context): SignatureHeaders {
   };
 }
 
-function requireSecurity(o: IntakeOptions): void {
-  if (!o.encryptKey && !o.verificationToken) {
-    throw new Unavailable('Lark events are refused: set LARK_ENCRYPT_KEY (recommended) or LARK_VERIFICATION_TOKEN');
-  }
-}
-
-/** What the Lark guards leave for the handler: a verified challenge or a verified event. */
-type LarkVerified = { kind: 'challenge'; challenge: unknown } | { kind: 'event'; event: Record<string, unknown> };
-
-/** The `lark-signature` guard of POST /api/v1/lark/callback: raw-body signature, verification token. */
-function larkEventGuard(o: IntakeOptions): Guard {
+/** The `lark-signature` guard: one pure verifier over the raw bytes, before anything is parsed for use. */
+function larkGuard(o: IntakeOptions, verify: typeof verifyEventCallback): Guard {
+  const secrets: LarkSecrets = { encryptKey: o.encryptKey, verificationToken: o.verificationToken };
   return {
     name: 'lark-signature',
     needsBody: true,
     check(ctx) {
-      requireSecurity(o);
-      const raw = ctx.request.rawBody ?? Buffer.alloc(0);
-      if (ctx.request.jsonBody === undefined) throw new InvalidInput('event body must be JSON');
-      const event = openEnvelope(ctx.request.jsonBody, o.encryptKey);
-      if (event.type === 'url_verification') {
-        // The challenge carries no signature headers; the token inside it is what proves it.
-        assertVerificationToken(event, o.verificationToken);
-        ctx.state.lark = { kind: 'challenge', challenge: event.challenge } satisfies LarkVerified;
-        return;
-      }
-      if (o.encryptKey) verifyLarkSignature(raw, signatureHeaders(ctx), o.encryptKey, o.clock.now());
-      assertVerificationToken(event, o.verificationToken);
-      ctx.state.lark = { kind: 'event', event } satisfies LarkVerified;
+      ctx.state.lark = verify(secrets, signatureHeaders(ctx), ctx.request.rawBody ?? Buffer.alloc(0), o.clock.now());
     },
   };
 }
 
-/** The `lark-signature` guard of POST /api/v1/lark/card: card callbacks, 2.0 and legacy. */
-function larkCardGuard(o: IntakeOptions): Guard {
-  return {
-    name: 'lark-signature',
-    needsBody: true,
-    check(ctx) {
-      requireSecurity(o);
-      const raw = ctx.request.rawBody ?? Buffer.alloc(0);
-      if (ctx.request.jsonBody === undefined) throw new InvalidInput('card callback body must be JSON');
-      const body = ctx.request.jsonBody as Record<string, unknown>;
-      const data = openEnvelope(body, o.encryptKey);
-      if (data.type === 'url_verification') {
-        assertVerificationToken(data, o.verificationToken);
-        ctx.state.lark = { kind: 'challenge', challenge: data.challenge } satisfies LarkVerified;
-        return;
-      }
-      if ('encrypt' in body || 'schema' in data) {
-        if (o.encryptKey) verifyLarkSignature(raw, signatureHeaders(ctx), o.encryptKey, o.clock.now());
-        assertVerificationToken(data, o.verificationToken);
-      } else if (o.verificationToken) {
-        verifyLegacyCardSignature(raw, signatureHeaders(ctx), o.verificationToken, o.clock.now());
-      }
-      ctx.state.lark = { kind: 'event', event: data } satisfies LarkVerified;
-    },
-  };
-}
+const isCardAnswer = (v: unknown): v is CardAnswer => !!v && typeof v === 'object' && 'toast' in v;
 
 /** POST /api/v1/lark/callback (events) and POST /api/v1/lark/card (card actions), both Lark-signed. */
 export function larkIntakeRoutes(o: IntakeOptions, dispatcher: lark.EventDispatcher): Route[] {
+  // The SDK's handler does the parsing; it swallows a handler's error, so the error is carried out.
   const cards = new lark.CardActionHandler({ loggerLevel: lark.LoggerLevel.error }, async (data: Record<string, any>) => {
-    // v2 card.action.trigger: operator + context; legacy card callbacks: open_id + open_message_id.
-    const action: CardAction = {
-      value: (data.action?.value ?? {}) as Record<string, unknown>,
-      operatorOpenId: data.operator?.open_id ?? data.open_id,
-      messageId: data.context?.open_message_id ?? data.open_message_id,
-    };
-    const answer = await o.handlers.cardAction(action);
-    return { toast: { type: answer.ok ? 'success' : 'error', content: answer.message } };
+    try {
+      return { answer: await pressCard(o, data) };
+    } catch (error) {
+      return { error };
+    }
   });
 
   return [
     route({
       method: 'POST',
       path: '/api/v1/lark/callback',
-      guard: larkEventGuard(o),
+      guard: larkGuard(o, verifyEventCallback),
       async handler(ctx) {
-        const verified = ctx.state.lark as LarkVerified;
+        const verified = ctx.state.lark as VerifiedCallback;
         if (verified.kind === 'challenge') {
           ctx.body = { challenge: verified.challenge };
           return;
         }
-        if (!eventIdOf(verified.event)) throw new InvalidInput('event has neither header.event_id nor uuid');
-        // A redelivered event id is dropped by the dispatcher's handlers (the long connection's too).
-        await dispatcher.invoke(verified.event, { needCheck: false });
-        ctx.body = {};
+        const result = await dispatcher.invoke(verified.data, { needCheck: false });
+        ctx.body = isCardAnswer(result) ? result : {};
       },
     }),
     route({
       method: 'POST',
       path: '/api/v1/lark/card',
-      guard: larkCardGuard(o),
+      guard: larkGuard(o, verifyCardCallback),
       async handler(ctx) {
-        const verified = ctx.state.lark as LarkVerified;
+        const verified = ctx.state.lark as VerifiedCallback;
         if (verified.kind === 'challenge') {
           ctx.body = { challenge: verified.challenge };
           return;
         }
-        ctx.body = (await cards.invoke(verified.event)) ?? {};
+        if (verified.kind !== 'card') throw new InvalidInput('not a card callback');
+        const once = await handleOnce(o.seenEvents, o.clock, verified.dedupKey, async () => {
+          // Our headers, never the client's: the SDK reads data.headers for legacy callbacks, and
+          // everything in them was verified above.
+          const h = signatureHeaders(ctx);
+          const headers = { 'x-lark-request-timestamp': h.timestamp, 'x-lark-request-nonce': h.nonce, 'x-lark-signature': h.signature };
+          const out = (await cards.invoke({ ...verified.data, headers })) as { answer: CardAnswer } | { error: unknown } | undefined;
+          if (!out) throw new Error('the SDK card handler refused a verified callback');
+          if ('error' in out) throw out.error;
+          return out.answer;
+        });
+        ctx.body = once.ran ? once.result : {};
       },
     }),
   ];
 }
 
-/** LARK_EVENT_MODE=ws: the SDK's long connection feeds the same dispatcher. */
+/** LARK_EVENT_MODE=ws: the SDK's long connection feeds the same dispatcher (events and card presses). */
 export function startLongConnection(appId: string, appSecret: string, domain: string, dispatcher: lark.EventDispatcher): { close(): void } {
   const ws = new lark.WSClient({ appId, appSecret, domain, loggerLevel: lark.LoggerLevel.warn });
   void ws.start({ eventDispatcher: dispatcher });

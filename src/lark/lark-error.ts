@@ -13,9 +13,19 @@ export class LarkApiError extends Error {
   }
 }
 
+// https://open.feishu.cn/document/server-docs/api-call-guide/generic-error-code
 const RATE_LIMITED = 99991400;
-// Internal errors Lark documents as transient ("please retry").
-const TRANSIENT_CODES = new Set([RATE_LIMITED, 99991672, 1254290, 230020]);
+// Rate limits and internal errors Lark documents as transient ("please retry"). 99991672 (the app
+// lacks a scope) is not among them: retrying cannot grant a scope.
+const TRANSIENT_CODES = new Set([RATE_LIMITED, 1254290, 230020]);
+// The tenant access token was refused (99991661: missing or malformed, 99991663: invalid or
+// expired): fetching a new one may fix it, waiting does not.
+const TOKEN_REFUSED = new Set([99991661, 99991663]);
+
+/** True when Lark refused the tenant token itself: get a new token and try once more. */
+export function isTokenRefused(err: LarkApiError): boolean {
+  return TOKEN_REFUSED.has(err.code);
+}
 
 interface AxiosLikeError {
   response?: { status?: number; data?: unknown; headers?: Record<string, unknown> };

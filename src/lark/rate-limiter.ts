@@ -1,46 +1,179 @@
-import PQueue from 'p-queue';
+import { systemClock, type Clock } from '../clock.js';
 
-const WINDOW_MS = 1000;
+/** At most `limit` calls in any `ms`-long stretch of time (a sliding window). */
+export interface RateWindow {
+  limit: number;
+  ms: number;
+}
+
+/** The windows one Open API is held to: for the whole app, and per key (chat or message) when Lark limits that too. */
+export interface ApiLimits {
+  app: readonly RateWindow[];
+  perKey?: RateWindow;
+}
+
+export interface RateLimiterOptions {
+  clock?: Clock;
+  /** Length of Lark's second and minute; a test scales them down to see both limits bind quickly. */
+  secondMs?: number;
+  minuteMs?: number;
+}
 
 /**
- * Lark's documented limits for bots: about 50 messages/s per app and 5/s per chat; a card
- * update is 5/s per message. Every call is admitted by the per-app queue and by the queue of
- * its key (chat id or message id).
+ * Lark's limits for the calls we make, per app and per API. Message create, card update and
+ * instance get: 50/s and 1,000/min each ("special" frequency tier); message create: 5/s per chat;
+ * card update: 5/s per message. Other calls: 50/s.
+ * https://open.feishu.cn/document/server-docs/api-call-guide/frequency-control
+ * https://open.feishu.cn/document/server-docs/im-v1/message/create
+ * https://open.feishu.cn/document/server-docs/im-v1/message-card/patch
+ */
+export function larkLimits(secondMs: number, minuteMs: number): { byApi: ReadonlyMap<string, ApiLimits>; other: ApiLimits } {
+  const app = [
+    { limit: 50, ms: secondMs },
+    { limit: 1000, ms: minuteMs },
+  ];
+  const perKey = { limit: 5, ms: secondMs };
+  return {
+    byApi: new Map<string, ApiLimits>([
+      ['im.message.create', { app, perKey }],
+      ['im.message.patch', { app, perKey }],
+      ['approval.instance.get', { app }],
+    ]),
+    other: { app: [{ limit: 50, ms: secondMs }] },
+  };
+}
+
+interface Pending {
+  api: string;
+  key: string;
+  start(): void;
+}
+
+/** Index of the first time in an ascending log that is after `t`. */
+function firstAfter(log: readonly number[], t: number): number {
+  let lo = 0;
+  let hi = log.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (log[mid]! > t) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/** How long until one more call fits every window (0: now). */
+function waitFor(log: readonly number[], windows: readonly RateWindow[], now: number): number {
+  let wait = 0;
+  for (const w of windows) {
+    const inside = log.length - firstAfter(log, now - w.ms);
+    if (inside >= w.limit) wait = Math.max(wait, log[log.length - w.limit]! + w.ms - now);
+  }
+  return wait;
+}
+
+/**
+ * Admits each Open API call when every window of its API (and of its chat or message) has room,
+ * in arrival order within a key; a call held back by its key does not hold back other keys.
  */
 export class LarkRateLimiter {
-  private readonly app: PQueue;
-  private readonly perKey = new Map<string, { queue: PQueue; forget?: NodeJS.Timeout }>();
+  private readonly clock: Clock;
+  private readonly limits: ReturnType<typeof larkLimits>;
+  private readonly longestMs: number;
+  private readonly appLogs = new Map<string, number[]>();
+  private readonly keyLogs = new Map<string, number[]>();
+  private readonly queue: Pending[] = [];
+  private pumping = false;
+  private wake?: AbortController;
 
-  constructor(
-    appPerSecond = 50,
-    private readonly keyPerSecond = 5,
-  ) {
-    this.app = new PQueue({ intervalCap: appPerSecond, interval: WINDOW_MS });
+  constructor(o: RateLimiterOptions = {}) {
+    this.clock = o.clock ?? systemClock;
+    this.limits = larkLimits(o.secondMs ?? 1000, o.minuteMs ?? 60_000);
+    this.longestMs = Math.max(o.secondMs ?? 1000, o.minuteMs ?? 60_000);
   }
 
-  schedule<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    let entry = this.perKey.get(key);
-    if (!entry) {
-      const queue = new PQueue({ intervalCap: this.keyPerSecond, interval: WINDOW_MS, concurrency: this.keyPerSecond });
-      const created = { queue } as { queue: PQueue; forget?: NodeJS.Timeout };
-      // Forget an idle key so the map does not grow with every chat and message ever seen, but
-      // only after a full window: forgetting at once would also forget the calls just made.
-      queue.on('idle', () => {
-        clearTimeout(created.forget);
-        created.forget = setTimeout(() => {
-          if (queue.size === 0 && queue.pending === 0) this.perKey.delete(key);
-        }, WINDOW_MS);
-        created.forget.unref();
-      });
-      entry = created;
-      this.perKey.set(key, entry);
-    }
-    clearTimeout(entry.forget);
-    return entry.queue.add(() => this.app.add(fn)) as Promise<T>;
+  /** Runs `fn` once `api` (e.g. im.message.create) may be called again for `key` (chat or message id). */
+  schedule<T>(api: string, key: string, fn: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      // Started in the pass that admits it, so the call leaves when the limiter counted it.
+      const start = () => {
+        try {
+          fn().then(resolve, reject);
+        } catch (err) {
+          reject(err);
+        }
+      };
+      this.queue.push({ api, key, start });
+      if (this.pumping) this.wake?.abort();
+      else this.pump();
+    });
   }
 
-  /** Keys currently tracked (for tests and diagnostics). */
+  /** Keys (chat or message ids) with calls still inside their window. */
   get trackedKeys(): number {
-    return this.perKey.size;
+    this.forgetIdleKeys(this.clock.now());
+    return this.keyLogs.size;
+  }
+
+  private pump(): void {
+    this.pumping = true;
+    void (async () => {
+      try {
+        while (this.queue.length > 0) {
+          const wait = this.admit();
+          if (this.queue.length === 0) break;
+          this.wake = new AbortController();
+          await this.clock.sleep(wait, this.wake.signal);
+        }
+      } finally {
+        this.pumping = false;
+        this.wake = undefined;
+      }
+    })();
+  }
+
+  /**
+   * Starts every queued call that fits (keeping the others in order); returns how long until the
+   * next may fit. Each call is stamped with the time it starts, so the log is what Lark sees.
+   */
+  private admit(): number {
+    let wait = Infinity;
+    const heldApis = new Set<string>();
+    const held: Pending[] = [];
+    for (const p of this.queue.splice(0)) {
+      const now = this.clock.now();
+      const limits = this.limits.byApi.get(p.api) ?? this.limits.other;
+      const appLog = this.logOf(this.appLogs, p.api, now);
+      const appWait = heldApis.has(p.api) ? Infinity : waitFor(appLog, limits.app, now);
+      const keyLog = limits.perKey && appWait === 0 ? this.logOf(this.keyLogs, `${p.api}\u0000${p.key}`, now) : undefined;
+      const keyWait = keyLog ? waitFor(keyLog, [limits.perKey!], now) : 0;
+      if (appWait > 0 || keyWait > 0) {
+        if (appWait > 0) heldApis.add(p.api);
+        wait = Math.min(wait, appWait > 0 ? appWait : keyWait);
+        held.push(p);
+        continue;
+      }
+      appLog.push(now);
+      keyLog?.push(now);
+      p.start();
+    }
+    this.queue.push(...held);
+    this.forgetIdleKeys(this.clock.now());
+    return wait;
+  }
+
+  private logOf(logs: Map<string, number[]>, id: string, now: number): number[] {
+    let log = logs.get(id);
+    if (!log) logs.set(id, (log = []));
+    while (log.length > 0 && log[0]! <= now - this.longestMs) log.shift();
+    return log;
+  }
+
+  /** A key whose last call left its window is forgotten, so the map does not grow with every chat ever seen. */
+  private forgetIdleKeys(now: number): void {
+    for (const [id, log] of this.keyLogs) {
+      const api = id.slice(0, id.indexOf('\u0000'));
+      const windowMs = (this.limits.byApi.get(api) ?? this.limits.other).perKey?.ms ?? 0;
+      if (log.length === 0 || log[log.length - 1]! <= now - windowMs) this.keyLogs.delete(id);
+    }
   }
 }

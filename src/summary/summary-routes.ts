@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { InvalidInput, Unavailable, UpstreamFailed } from '../errors.js';
+import { idempotencyKeyOf } from '../http/idempotency-key.js';
 import { route, type Guard, type Route } from '../http/route.js';
-import { LarkApiError } from '../lark/lark-error.js';
-import type { Messenger } from '../lark/messages.js';
 import { summaryToPost } from '../lark/post-content.js';
+import type { createSummaryDelivery } from './summary-delivery.js';
+import { splitPostToFit } from './split-post.js';
 
 // The Flask bot's clients sent "true"/"false" strings as often as booleans.
 const flag = z
@@ -19,37 +21,54 @@ const summarySchema = z.object({
 });
 
 export interface SummaryDeps {
-  messenger?: Messenger;
+  /** Absent when Lark is not configured. */
+  delivery?: ReturnType<typeof createSummaryDelivery>;
   chats: { main?: string; pd?: string; ops?: string };
   bearer: Guard;
 }
 
-/** POST /api/endpoint: a plain summary with @ou_xxx mentions → a rich-text post to the configured chats. */
+/**
+ * POST /api/endpoint: a plain summary with @ou_xxx mentions → a rich-text post to the configured
+ * chats, split into several posts when one would pass Lark's 30 KB. 200 when every chat got
+ * every part; 502 with the per-chat results when any chat did not (retry with the same
+ * Idempotency-Key: only what is missing is sent).
+ */
 export function summaryRoutes(d: SummaryDeps): Route[] {
-  return [route({ method: 'POST', path: '/api/endpoint', guard: d.bearer, body: summarySchema, handler: async (ctx, body) => {
-    const wanted: Array<[string, string | undefined]> = [['CHAT_ID', d.chats.main]];
-    if (body.pd) wanted.push(['PD_CHAT_ID', d.chats.pd]);
-    if (body.ops) wanted.push(['OPS_CHAT_ID', d.chats.ops]);
-    const missing = wanted.filter(([, id]) => !id).map(([name]) => name);
-    if (missing.length) throw new InvalidInput(`${missing.join(', ')} not set on the server: no chat to send to`, { missing });
-    if (!d.messenger) throw new Unavailable('Lark is not configured: set LARK_APP_ID and LARK_APP_SECRET');
+  return [
+    route({
+      method: 'POST',
+      path: '/api/endpoint',
+      guard: d.bearer,
+      body: summarySchema,
+      async handler(ctx, body) {
+        const wanted: Array<[string, string | undefined]> = [['CHAT_ID', d.chats.main]];
+        if (body.pd) wanted.push(['PD_CHAT_ID', d.chats.pd]);
+        if (body.ops) wanted.push(['OPS_CHAT_ID', d.chats.ops]);
+        const missing = wanted.filter(([, id]) => !id).map(([name]) => name);
+        if (missing.length) throw new InvalidInput(`${missing.join(', ')} not set on the server: no chat to send to`, { missing });
+        if (!d.delivery) throw new Unavailable('Lark is not configured: set LARK_APP_ID and LARK_APP_SECRET');
+        const key = idempotencyKeyOf(ctx);
 
-    const post = summaryToPost(body.summaryText, body.title);
-    const targets = [...new Set(wanted.map(([, id]) => id!))];
-    const sent: Array<{ chatId: string; messageId: string }> = [];
-    for (const chatId of targets) {
-      try {
-        sent.push({ chatId, ...(await d.messenger.sendToChat(chatId, 'post', post)) });
-      } catch (err) {
-        if (!(err instanceof LarkApiError)) throw err;
-        throw new UpstreamFailed(`Lark refused the message to ${chatId}: ${err.code} ${err.larkMsg}`, {
-          larkCode: err.code,
-          larkMsg: err.larkMsg,
-          chatId,
-          sent,
-        });
-      }
-    }
-    ctx.body = { status: 'success', targets, messages: sent };
-  } })];
+        const targets = [...new Set(wanted.map(([, id]) => id!))];
+        const longestChatId = targets.reduce((a, b) => (b.length > a.length ? b : a));
+        const parts = splitPostToFit(summaryToPost(body.summaryText, body.title), longestChatId);
+        const fingerprint = createHash('sha256').update(JSON.stringify([body.summaryText, body.title ?? null, body.pd, body.ops])).digest('hex');
+        const { results, replayed } = await d.delivery.deliver({ chats: targets, parts, fingerprint, key: key?.scoped });
+
+        const messages = results.flatMap((r) => r.messageIds.map((messageId) => ({ chatId: r.chatId, messageId })));
+        const failed = results.filter((r) => r.status === 'failed');
+        if (failed.length) {
+          const why = failed.map((r) => `${r.chatId} (${r.larkCode} ${r.larkMsg})`).join(', ');
+          throw new UpstreamFailed(`Lark refused the message to ${why}; ${failed.length} of ${results.length} chat(s) not sent`, {
+            status: failed.length === results.length ? 'failed' : 'partial',
+            targets,
+            parts: parts.length,
+            chats: results,
+          });
+        }
+        if (replayed) ctx.set('Idempotent-Replayed', 'true');
+        ctx.body = { status: 'success', targets, parts: parts.length, chats: results, messages };
+      },
+    }),
+  ];
 }

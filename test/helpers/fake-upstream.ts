@@ -12,6 +12,7 @@ export interface UpstreamReply {
   status?: number;
   body?: unknown;
   delayMs?: number;
+  headers?: Record<string, string>;
 }
 
 export type UpstreamHandler = (call: UpstreamCall, nth: number) => UpstreamReply | Promise<UpstreamReply>;
@@ -26,7 +27,8 @@ export class FakeUpstream {
 
   constructor(public handler: UpstreamHandler = () => ({ status: 200, body: { ok: true } })) {}
 
-  async start(): Promise<this> {
+  /** Listens on loopback: 127.0.0.1 by default, or '::1'. */
+  async start(host = '127.0.0.1'): Promise<this> {
     this.server = createServer(async (req, res) => {
       this.inFlight++;
       this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
@@ -39,14 +41,15 @@ export class FakeUpstream {
         const reply = await this.handler(call, this.calls.length);
         if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
         if (res.destroyed) return;
-        res.writeHead(reply.status ?? 200, { 'content-type': 'application/json' });
+        res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', ...reply.headers });
         res.end(JSON.stringify(reply.body ?? { ok: true }));
       } finally {
         this.inFlight--;
       }
     });
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    await new Promise<void>((resolve) => this.server.listen(0, host, resolve));
+    const port = (this.server.address() as AddressInfo).port;
+    this.url = host.includes(':') ? `http://[${host}]:${port}` : `http://${host}:${port}`;
     return this;
   }
 

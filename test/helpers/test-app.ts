@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../../src/app.js';
+import type { RouteListing } from '../../src/http/route.js';
 import { loadConfig } from '../../src/config.js';
 import type { AppDeps } from '../../src/app.js';
 import { createDeps } from '../../src/deps.js';
@@ -15,6 +16,8 @@ export interface TestApp {
   url: string;
   dataDir: string;
   deps: AppDeps;
+  /** Every registered route with its guard, as createApp lists them. */
+  routes: RouteListing[];
   /** Stops like SIGTERM does: worker drained, store flushed. */
   stop(): Promise<void>;
   /** Drops the server without draining anything, as a crash would (the data dir stays). */
@@ -65,6 +68,7 @@ export async function startTestApp(env: Record<string, string> = {}, dataDir?: s
     url,
     dataDir: dir,
     deps,
+    routes: app.routes,
     stop: () => shutDown(5_000, true),
     crash: () => shutDown(0, false),
   };
@@ -117,9 +121,9 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false> | T
 }
 
 /** Polls a task-sync job until it reaches a final status. */
-export async function waitForJob(base: string, jobId: string, timeoutMs = 10_000): Promise<any> {
+export async function waitForJob(base: string, jobId: string, timeoutMs = 10_000, token = TOKEN): Promise<any> {
   return waitFor(async () => {
-    const r = await api(base, `/api/task-sync/status/${jobId}`);
+    const r = await api(base, `/api/task-sync/status/${jobId}`, { token });
     return ['success', 'error', 'partial', 'accepted'].includes(r.json?.status) ? r.json : undefined;
   }, timeoutMs);
 }

@@ -34,6 +34,8 @@ export interface Request {
   body: any;
   /** The app id the bearer token was issued to; undefined for an unauthenticated call. */
   appId?: string;
+  /** Size of the request body as received, in bytes. */
+  bytes: number;
 }
 
 type Handler = (req: Request) => Reply | Promise<Reply>;
@@ -116,6 +118,16 @@ export class LarkEmulator {
     this.faults.push({ key, reply, times });
   }
 
+  /** Every tenant token issued so far stops working (as after an app secret reset): calls with one answer 99991663. */
+  invalidateTokens(): void {
+    this.tokens.clear();
+  }
+
+  /** Every tenant token issued so far is past its expiry: calls with one answer 99991663, as Lark does. */
+  expireTokens(): void {
+    for (const t of this.tokens.values()) t.expiresAt = 0;
+  }
+
   callsTo(method: string, pathPrefix: string): RecordedCall[] {
     return this.calls.filter((c) => c.method === method && c.path.startsWith(pathPrefix));
   }
@@ -146,9 +158,13 @@ export class LarkEmulator {
         return larkError(400, 99992402, 'field validation failed: receive_id_type');
       }
       const { receive_id, msg_type, content, uuid } = (req.body ?? {}) as Record<string, unknown>;
+      // Same page: the request body of a text message may be at most 150 KB, of a post or card 30 KB.
+      const limit = msg_type === 'text' ? 150 * 1024 : msg_type === 'post' || msg_type === 'interactive' ? 30 * 1024 : Infinity;
+      if (req.bytes > limit) return larkError(400, 230025, 'The length of the message content reaches its limit.');
       if (typeof receive_id !== 'string' || !receive_id) return larkError(400, 99992402, 'field validation failed: receive_id');
       if (typeof msg_type !== 'string') return larkError(400, 99992402, 'field validation failed: msg_type');
       if (typeof content !== 'string') return larkError(400, 99992402, 'field validation failed: content');
+      if (uuid !== undefined && (typeof uuid !== 'string' || uuid.length > 50)) return larkError(400, 99992402, 'field validation failed: uuid'); // at most 50 characters
       const problem = validateContent(msg_type, content);
       if (problem) return larkError(400, 230001, `Your request contains an invalid request parameter, ext=${problem}`);
       if (idType === 'chat_id' && !this.inChat(receive_id)) return larkError(400, 230002, 'Bot/User can NOT be out of the chat.');
@@ -195,6 +211,7 @@ export class LarkEmulator {
     const url = new URL(req.url ?? '/', 'http://emulator');
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
+    const bytes = chunks.reduce((n, c) => n + c.length, 0);
     const raw = Buffer.concat(chunks).toString('utf8');
     let body: unknown = undefined;
     if (raw) {
@@ -231,7 +248,7 @@ export class LarkEmulator {
       }
       const params = Object.fromEntries(route.keys.map((k, i) => [k, decodeURIComponent(m[i + 1]!)]));
       try {
-        return send(res, await route.handler({ method: call.method, path: call.path, query, params, headers: req.headers, body, appId }));
+        return send(res, await route.handler({ method: call.method, path: call.path, query, params, headers: req.headers, body, appId, bytes }));
       } catch (err) {
         return send(res, larkError(500, 1, `emulator handler failed: ${(err as Error).message}`));
       }

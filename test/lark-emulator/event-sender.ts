@@ -12,28 +12,61 @@ export function larkSign(timestamp: string, nonce: string, encryptKey: string, r
   return createHash('sha256').update(timestamp + nonce + encryptKey + raw).digest('hex');
 }
 
+/** Legacy card callbacks: hex SHA-1 over timestamp + nonce + verification token + raw body. */
+export function larkSignLegacy(timestamp: string, nonce: string, verificationToken: string, raw: string): string {
+  return createHash('sha1').update(timestamp + nonce + verificationToken + raw).digest('hex');
+}
+
 export interface SendOptions {
   encryptKey?: string;
+  /** Sign a legacy card callback: SHA-1 with this verification token (over the encrypted body when a key is given). */
+  legacyToken?: string;
+  /** Sign with the encrypt key but send the body unencrypted (2.0 callbacks may come plain). */
+  plain?: boolean;
+  /** The exact plain bytes, instead of JSON.stringify(payload). */
+  rawBody?: string;
   /** Override the signature (forgery tests). */
   signature?: string;
   timestampSec?: number;
+  nonce?: string;
   noSignature?: boolean;
+  /** The bytes actually sent, from the bytes that were signed (re-serialisation tests). */
+  alterBody?: (signed: string) => string;
+  /** Extra headers, appended (a name given again repeats the header). */
+  extraHeaders?: Array<[string, string]>;
+}
+
+export interface SignedRequest {
+  raw: string;
+  headers: Array<[string, string]>;
+}
+
+/** Builds the exact request Lark would send: body bytes (encrypted when a key is given) and signature headers. */
+export function signedRequest(payload: unknown, o: SendOptions = {}): SignedRequest {
+  const text = o.rawBody ?? JSON.stringify(payload);
+  const signed = o.encryptKey && !o.plain ? JSON.stringify({ encrypt: larkEncrypt(text, o.encryptKey) }) : text;
+  const timestamp = String(o.timestampSec ?? Math.floor(Date.now() / 1000));
+  const nonce = o.nonce ?? randomBytes(8).toString('hex');
+  const headers: Array<[string, string]> = [['content-type', 'application/json']];
+  if (!o.noSignature) {
+    const signature = o.signature ?? (o.legacyToken ? larkSignLegacy(timestamp, nonce, o.legacyToken, signed) : larkSign(timestamp, nonce, o.encryptKey ?? '', signed));
+    headers.push(['x-lark-request-timestamp', timestamp], ['x-lark-request-nonce', nonce], ['x-lark-signature', signature]);
+  }
+  return { raw: o.alterBody ? o.alterBody(signed) : signed, headers: [...headers, ...(o.extraHeaders ?? [])] };
+}
+
+/** POSTs a request built by signedRequest (again, for a replay of the same bytes and headers). */
+export async function postSigned(url: string, req: SignedRequest): Promise<{ status: number; body: any }> {
+  const headers = new Headers();
+  for (const [k, v] of req.headers) headers.append(k, v);
+  const res = await fetch(url, { method: 'POST', headers, body: req.raw });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
 /** POSTs an event to the service exactly as Lark does: encrypted body, signature headers. */
 export async function sendLarkEvent(url: string, payload: unknown, o: SendOptions = {}): Promise<{ status: number; body: any }> {
-  const raw = JSON.stringify(o.encryptKey ? { encrypt: larkEncrypt(JSON.stringify(payload), o.encryptKey) } : payload);
-  const timestamp = String(o.timestampSec ?? Math.floor(Date.now() / 1000));
-  const nonce = randomBytes(8).toString('hex');
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (!o.noSignature) {
-    headers['x-lark-request-timestamp'] = timestamp;
-    headers['x-lark-request-nonce'] = nonce;
-    headers['x-lark-signature'] = o.signature ?? larkSign(timestamp, nonce, o.encryptKey ?? '', raw);
-  }
-  const res = await fetch(url, { method: 'POST', headers, body: raw });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  return postSigned(url, signedRequest(payload, o));
 }
 
 /** A v1 `approval_task` event (event_callback), as Lark documents it. */
@@ -82,5 +115,19 @@ export function cardActionEvent(e: { token: string; appId: string; operatorOpenI
       host: 'im_message',
       context: { open_message_id: e.messageId, open_chat_id: e.chatId },
     },
+  };
+}
+
+/** A legacy (pre-2.0) card callback, as the bot's "message card request URL" receives it. */
+export function legacyCardAction(e: { operatorOpenId: string; messageId: string; value: unknown }) {
+  return {
+    open_id: e.operatorOpenId,
+    user_id: e.operatorOpenId.replace('ou_', ''),
+    open_message_id: e.messageId,
+    open_chat_id: 'oc_legacy',
+    tenant_key: 'tenant-emulated',
+    // The card update token, not the verification token.
+    token: `c-${randomUUID()}`,
+    action: { value: e.value, tag: 'button' },
   };
 }

@@ -7,7 +7,10 @@ import { larkError, type LarkEmulator } from './emulator.js';
  * Lark's event long connection, as the SDK's WSClient speaks it: it POSTs
  * /callback/ws/endpoint for a ws URL, then exchanges protobuf `pbbp2.Frame`s. Control frames
  * (method 0) carry ping/pong; data frames (method 1) carry events whose payload is the plain
- * event JSON, and the client answers each with the same frame and a `{code}` payload.
+ * event JSON, and the client answers each with the same frame and a `{code, data?}` payload,
+ * `data` being the handler's result as base64 JSON: how a card.action.trigger callback gets its
+ * toast back over the connection.
+ * https://open.feishu.cn/document/uAjLw4CM/ukTMukTMukTM/event-subscription-guide/callback-subscription/receive-and-handle-callbacks
  */
 const root = protobuf.Root.fromJSON({
   nested: {
@@ -42,6 +45,12 @@ interface FrameData {
   payload?: Uint8Array;
 }
 
+/** The client's answer to a data frame: its status and, when the handler returned something, that value. */
+export interface LongConnectionAnswer {
+  code: number;
+  data?: unknown;
+}
+
 const CONTROL = 0;
 const DATA = 1;
 const SERVICE_ID = 7;
@@ -49,7 +58,7 @@ const SERVICE_ID = 7;
 export class LongConnection {
   readonly clients = new Set<WebSocket>();
   readonly endpointCalls: Array<{ AppID?: string }> = [];
-  private readonly pending = new Map<string, (answer: { code: number }) => void>();
+  private readonly pending = new Map<string, (answer: LongConnectionAnswer) => void>();
   private readonly wss = new WebSocketServer({ noServer: true });
 
   constructor(emulator: LarkEmulator, apps: Record<string, string>) {
@@ -79,8 +88,8 @@ export class LongConnection {
     });
   }
 
-  /** Pushes an event down every connection; resolves with the client's answer. */
-  pushEvent(event: unknown): Promise<{ code: number }> {
+  /** Pushes an event (or a card callback) down the connection; resolves with the client's answer. */
+  pushEvent(event: unknown): Promise<LongConnectionAnswer> {
     const client = [...this.clients][0];
     if (!client) return Promise.reject(new Error('no long connection is open'));
     const messageId = randomUUID();
@@ -125,7 +134,8 @@ export class LongConnection {
         const resolve = id ? this.pending.get(id) : undefined;
         if (id && resolve) {
           this.pending.delete(id);
-          resolve(JSON.parse(Buffer.from(frame.payload ?? []).toString('utf8')) as { code: number });
+          const answer = JSON.parse(Buffer.from(frame.payload ?? []).toString('utf8')) as { code: number; data?: string };
+          resolve({ code: answer.code, ...(answer.data !== undefined ? { data: JSON.parse(Buffer.from(answer.data, 'base64').toString('utf8')) } : {}) });
         }
       }
     });

@@ -1,0 +1,23 @@
+import type { Clock } from '../clock.js';
+import { createApprovalApi, type ApprovalApi } from './approval.js';
+import { createLarkClient, forgetTenantToken, type LarkClientOptions } from './client.js';
+import { createLarkCall } from './lark-call.js';
+import { createMessenger, type Messenger } from './messages.js';
+import { LarkRateLimiter } from './rate-limiter.js';
+
+export interface LarkApis {
+  messenger: Messenger;
+  approvals: ApprovalApi;
+}
+
+/** One app's Open API surface: one SDK client, one rate limiter (Lark's limits are per app and per API). */
+export function createLarkApis(o: LarkClientOptions & { clock: Clock }): LarkApis {
+  const client = createLarkClient(o);
+  const larkCall = createLarkCall({
+    limiter: new LarkRateLimiter({ clock: o.clock }),
+    clock: o.clock,
+    logger: o.logger,
+    renewToken: () => forgetTenantToken(client),
+  });
+  return { messenger: createMessenger(client, larkCall), approvals: createApprovalApi(client, larkCall) };
+}
