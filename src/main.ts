@@ -52,8 +52,6 @@ async function main(): Promise<void> {
   await once(server, 'listening');
   const address = server.address();
   const where = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
-  logger.info({ dataDir: config.dataDir, resumedJobs: resumed, resumedRuns, flows: deps.flows.all().length }, `lark-bridge listening on ${where}`);
-  for (const line of describeFeatures(config)) (line.includes('WARNING') ? logger.warn(line) : logger.info(line));
 
   const pruner = setInterval(() => {
     deps.store.prune(Date.now()).catch((err: unknown) => logger.error({ err }, 'prune failed'));
@@ -87,6 +85,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // Announced once a stop signal is handled: whoever waits for this line may send one at once.
+  logger.info({ dataDir: config.dataDir, resumedJobs: resumed, resumedRuns, flows: deps.flows.all().length }, `lark-bridge listening on ${where}`);
+  for (const line of describeFeatures(config)) (line.includes('WARNING') ? logger.warn(line) : logger.info(line));
 }
 
 main().catch((err: unknown) => {

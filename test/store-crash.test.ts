@@ -119,7 +119,7 @@ describe('crash: SIGKILL during a burst of task-sync jobs', () => {
       for (const c of upstream.calls) byRecord.set(c.body.recordId, (byRecord.get(c.body.recordId) ?? 0) + 1);
       return byRecord;
     };
-    await waitFor(() => [...accepted.values()].every((recs) => recs.every((r) => hits().has(r))), 30_000, 100);
+    await waitFor(() => [...accepted.values()].every((recs) => recs.every((r) => hits().has(r))), 60_000, 100);
     await inParallel([...accepted.keys()], 16, async (id) => {
       const job = await waitFor(async () => {
         const r = await api(last.url, `/api/task-sync/status/${id}`);
@@ -147,5 +147,5 @@ describe('crash: SIGKILL during a burst of task-sync jobs', () => {
     console.log(
       `crash test (seed ${seed}): ${accepted.size} jobs accepted over ${KILLS} kills, ${upstream.calls.length} upstream calls, ${duplicates} repeated after a kill, journal generation ${snapshot.journal}, start-up warnings: ${JSON.stringify(warnings)}`,
     );
-  }, 120_000);
+  }, 180_000);
 });
