@@ -18,7 +18,10 @@ import type { Job } from './jobs/job.js';
 import { createTaskSync, taskSyncRequestSchema } from './jobs/task-sync.js';
 import { taskSyncRoutes } from './jobs/task-sync-routes.js';
 import type { TaskSyncWorker } from './jobs/worker.js';
+import type { BotIdentity } from './lark/bot-info.js';
 import type { Messenger } from './lark/messages.js';
+import type { ChatReplies } from './pollers/replies/chat-replies.js';
+import type { PostNewReplies } from './pollers/replies/replies-from-store.js';
 import type { Logger } from './log.js';
 import type { Store } from './store/store.js';
 import type { SeenMark } from './lark/seen-events.js';
@@ -51,6 +54,12 @@ export interface AppDeps {
   upstream: UpstreamClient;
   /** The SDK dispatcher, when main shares it with the long connection. */
   dispatcher?: EventDispatcher;
+  /** The bot's own open id (Lark configured): tells @mentions of the bot apart; a /readyz check. */
+  botIdentity?: BotIdentity;
+  /** @bot replies to issue cards (Lark configured). */
+  chatReplies?: ChatReplies;
+  /** The new-reply reminder the poller run calls with a source's new comments (Lark configured). */
+  postNewReplies?: PostNewReplies;
 }
 
 /** Builds the Koa app from its parts. It does not listen: main.ts (or a test) does. */
@@ -99,7 +108,7 @@ export function appRoutes(
 ): Route[] {
   const { config } = deps;
   const routes: Route[] = [
-    ...healthRoutes(deps.store, [flowsReadiness(deps.flows)]),
+    ...healthRoutes(deps.store, [flowsReadiness(deps.flows), ...(deps.botIdentity ? [deps.botIdentity.readiness()] : [])]),
     ...taskSyncRoutes({ taskSync, schema, jobs: deps.store.collection<Job>('jobs'), worker: deps.worker, connectTimeoutMs: config.taskSync.connectTimeoutMs, bearer }),
     ...summaryRoutes({ delivery: summaryDelivery(deps), chats: config.chats, bearer }),
     ...externalOptionsRoutes(deps.flows, deps.upstream),
@@ -120,8 +129,9 @@ function summaryDelivery(deps: AppDeps) {
 }
 
 /** How Lark events reach the engine: shared by the HTTP routes and the long connection. */
-export function intakeOptions(config: Config, deps: Pick<AppDeps, 'store' | 'clock' | 'logger' | 'engine'>): IntakeOptions {
+export function intakeOptions(config: Config, deps: Pick<AppDeps, 'store' | 'clock' | 'logger' | 'engine' | 'chatReplies'>): IntakeOptions {
   const engine = deps.engine!;
+  const replies = deps.chatReplies;
   return {
     encryptKey: config.lark.encryptKey,
     verificationToken: config.lark.verificationToken,
@@ -136,6 +146,7 @@ export function intakeOptions(config: Config, deps: Pick<AppDeps, 'store' | 'clo
         if (!stage) return { ok: false, message: 'Unknown stage.' };
         return engine.retry(String(action.value.runId ?? ''), stage, action.operatorOpenId);
       },
+      ...(replies ? { message: (msg) => replies.accept(msg) } : {}),
     },
   };
 }

@@ -8,20 +8,30 @@ import { ApprovalEngine } from './flows/approval-engine.js';
 import { FlowRegistry } from './flows/flow-registry.js';
 import type { Run } from './flows/run.js';
 import { approvalLinkFor } from './lark/approval-link.js';
+import { BotIdentity } from './lark/bot-info.js';
 import { createLarkApis } from './lark/lark-apis.js';
 import { RunInbox, type CallbackResult, type InboxItem } from './flows/run-inbox.js';
 import type { Logger } from './log.js';
 import type { FileOps } from './store/file-ops.js';
 import { openJournalStore } from './store/open-store.js';
+import { chatRepliesFor, replyRemindersFor } from './pollers/replies/replies-from-store.js';
+import { NO_POLLERS, type ReplyTargets } from './pollers/replies/reply-target.js';
 
 const DAY = 86_400_000;
 
+export interface DepsOptions {
+  /** Where @bot replies go: the poller flows and their sources (tests pass fakes). */
+  replyTargets?: ReplyTargets;
+  /** The disk under the store (tests inject a failing one). */
+  fileOps?: FileOps;
+}
+
 /** The one place where real implementations are chosen; tests build AppDeps with fakes instead. */
-export async function createDeps(config: Config, logger: Logger, clock: Clock = systemClock, io: { fileOps?: FileOps } = {}): Promise<AppDeps> {
+export async function createDeps(config: Config, logger: Logger, clock: Clock = systemClock, options: DepsOptions = {}): Promise<AppDeps> {
   const store = await openJournalStore({
     dir: config.dataDir,
     clock,
-    fileOps: io.fileOps,
+    fileOps: options.fileOps,
     log: { warn: (m) => logger.warn(m), info: (m) => logger.info(m) },
     retention: { jobs: { maxAgeMs: config.retention.jobDays * DAY, maxCount: config.retention.jobMax } },
     compactAtBytes: config.storeCompactBytes,
@@ -77,5 +87,14 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
           approvalLink: approvalLinkFor(config.lark.domain, config.lark.approvalLink),
         })
       : undefined;
-  return { config, logger, clock, store, worker, messenger, upstream, flows, engine };
+
+  // @bot replies and the new-reply reminder. Targets: the poller flows and their sources (without
+  // poller flows, NO_POLLERS: every card and #id# is unknown, and answered so).
+  const botIdentity = larkApis ? new BotIdentity(larkApis.botInfo, clock, logger) : undefined;
+  const chatReplies =
+    larkApis && botIdentity
+      ? chatRepliesFor(store, { targets: options.replyTargets ?? NO_POLLERS, bot: botIdentity, userNames: larkApis.userNames, messenger: larkApis.messenger, clock, logger })
+      : undefined;
+  const postNewReplies = larkApis ? replyRemindersFor(store, { messenger: larkApis.messenger, clock, logger }) : undefined;
+  return { config, logger, clock, store, worker, messenger, upstream, flows, engine, botIdentity, chatReplies, postNewReplies };
 }

@@ -44,6 +44,8 @@ async function main(): Promise<void> {
   const app = createApp({ ...deps, dispatcher, reportError: (err) => sentry?.captureException(err) });
   const resumed = await deps.worker.resume();
   const resumedRuns = (await deps.engine?.resume()) ?? 0;
+  void deps.botIdentity?.learn();
+  const resumedReplies = (await deps.chatReplies?.resume()) ?? 0;
   deps.flows.watch();
   const longConnection = dispatcher && eventMode === 'ws' && appId && appSecret ? startLongConnection(appId, appSecret, domain, dispatcher) : undefined;
   await deps.store.prune(Date.now());
@@ -75,6 +77,7 @@ async function main(): Promise<void> {
     deps.flows.close();
     await deps.worker.stop(STOP_GRACE_MS);
     await deps.engine?.stop();
+    await deps.chatReplies?.stop();
     await closed;
     await deps.store.close();
     await deps.upstream.close();
@@ -86,7 +89,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   // Announced once a stop signal is handled: whoever waits for this line may send one at once.
-  logger.info({ dataDir: config.dataDir, resumedJobs: resumed, resumedRuns, flows: deps.flows.all().length }, `lark-bridge listening on ${where}`);
+  logger.info({ dataDir: config.dataDir, resumedJobs: resumed, resumedRuns, resumedReplies, flows: deps.flows.all().length }, `lark-bridge listening on ${where}`);
   for (const line of describeFeatures(config)) (line.includes('WARNING') ? logger.warn(line) : logger.info(line));
 }
 

@@ -6,6 +6,7 @@ import { route, type Guard, type Route } from '../http/route.js';
 import type { Logger } from '../log.js';
 import type { KeySpace } from '../store/store.js';
 import type { SignatureHeaders } from './event-security.js';
+import { readReceivedMessage, type ReceivedMessage } from './received-message.js';
 import { handleOnce, type SeenMark } from './seen-events.js';
 import { verifyCardCallback, verifyEventCallback, type LarkSecrets, type VerifiedCallback } from './verify-callback.js';
 
@@ -30,6 +31,12 @@ export interface IntakeHandlers {
   /** Must record the event durably and return quickly: the work runs after the answer. */
   approvalTask(ev: ApprovalTaskEvent): Promise<unknown>;
   cardAction(action: CardAction): Promise<{ ok: boolean; message: string }>;
+  /**
+   * A chat message that reached the bot (im.message.receive_v1). Like approvalTask: records what
+   * it needs durably and returns; the slow part runs after the answer. Absent: messages are
+   * acknowledged and dropped.
+   */
+  message?(msg: ReceivedMessage): Promise<unknown>;
 }
 
 export interface IntakeOptions extends LarkSecrets {
@@ -88,9 +95,20 @@ export function createEventDispatcher(o: IntakeOptions): lark.EventDispatcher {
       const once = await handleOnce(o.seenEvents, o.clock, idOf(data), () => pressCard(o, data));
       return once.ran ? once.result : {};
     },
+    // Lark may deliver one message under several event ids: claimed by event id, then by message id.
+    'im.message.receive_v1': async (data: Record<string, unknown>) => {
+      const msg = readReceivedMessage(data);
+      const handle = o.handlers.message;
+      if (!handle) return undefined;
+      await handleOnce(o.seenEvents, o.clock, msg.eventId, () => handleOnce(o.seenEvents, o.clock, messageKey(msg.messageId), () => handle(msg)));
+      return undefined;
+    },
   } as Record<string, (data: any) => Promise<unknown>>);
   return dispatcher;
 }
+
+/** The seen-events key of a chat message: apart from event ids (uuids), which never start so. */
+export const messageKey = (messageId: string) => `im.message:${messageId}`;
 
 function signatureHeaders(ctx: Context): SignatureHeaders {
   return {

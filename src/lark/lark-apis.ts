@@ -1,13 +1,18 @@
 import type { Clock } from '../clock.js';
 import { createApprovalApi, type ApprovalApi } from './approval.js';
+import { createBotInfoApi, type BotInfo } from './bot-info.js';
 import { createLarkClient, forgetTenantToken, type LarkClientOptions } from './client.js';
 import { createLarkCall } from './lark-call.js';
 import { createMessenger, type Messenger } from './messages.js';
 import { LarkRateLimiter } from './rate-limiter.js';
+import { createUserNames, type UserNames } from './user-names.js';
 
 export interface LarkApis {
   messenger: Messenger;
   approvals: ApprovalApi;
+  /** The app's bot (its open id tells @mentions of the bot apart). */
+  botInfo: () => Promise<BotInfo>;
+  userNames: UserNames;
 }
 
 /** One app's Open API surface: one SDK client, one rate limiter (Lark's limits are per app and per API). */
@@ -19,5 +24,10 @@ export function createLarkApis(o: LarkClientOptions & { clock: Clock }): LarkApi
     logger: o.logger,
     renewToken: () => forgetTenantToken(client),
   });
-  return { messenger: createMessenger(client, larkCall), approvals: createApprovalApi(client, larkCall) };
+  return {
+    messenger: createMessenger(client, larkCall),
+    approvals: createApprovalApi(client, larkCall),
+    botInfo: createBotInfoApi(client, larkCall),
+    userNames: createUserNames(client, larkCall, o.clock, o.logger),
+  };
 }

@@ -37,6 +37,8 @@ export function larkLimits(secondMs: number, minuteMs: number): { byApi: Readonl
     byApi: new Map<string, ApiLimits>([
       ['im.message.create', { app, perKey }],
       ['im.message.patch', { app, perKey }],
+      // Reply: the same 50/s, 1,000/min and 5/s per chat. https://open.feishu.cn/document/server-docs/im-v1/message/reply
+      ['im.message.reply', { app, perKey }],
       ['approval.instance.get', { app }],
     ]),
     other: { app: [{ limit: 50, ms: secondMs }] },

@@ -52,6 +52,8 @@ export interface PostedCard {
   id: string;
   pollerId: string;
   itemId: string;
+  /** The item's title when posted: @bot answers name the item by it. Optional (older records lack it). */
+  title?: string;
   /** Set when posted with the app bot (notify.chatId): replies are only possible then. */
   chatId?: string;
   messageId?: string;

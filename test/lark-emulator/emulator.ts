@@ -56,6 +56,12 @@ export interface StoredMessage {
   uuid?: string;
   root_id?: string;
   parent_id?: string;
+  /** Set on a thread's root and on every message in the thread (`omt_…`). */
+  thread_id?: string;
+  /** Bookkeeping (not a Lark field): the message the reply API was called on. */
+  replied_to?: string;
+  /** Who sent it: the app (through the API) or a person (chat.ts `userSays`). */
+  sender?: { open_id: string; sender_type: 'user' };
   create_time: string;
   update_time: string;
   updated: boolean;
@@ -66,7 +72,11 @@ export interface EmulatorOptions {
   /** Chats the bot is in; any `oc_` chat when omitted. */
   chats?: string[];
   tokenTtlSec?: number;
+  /** The app's bot as GET /open-apis/bot/v3/info shows it. */
+  bot?: { openId: string; name: string };
 }
+
+export const EMULATED_BOT = { openId: 'ou_emulated_bot_0001', name: 'lark-bridge bot' };
 
 export const ok = (data?: unknown): Reply => ({ body: { code: 0, msg: 'success', ...(data !== undefined ? { data } : {}) } });
 export const larkError = (status: number, code: number, msg: string, headers?: Record<string, string>): Reply => ({
@@ -87,6 +97,12 @@ export class LarkEmulator {
   constructor(private readonly options: EmulatorOptions) {
     this.registerAuth();
     this.registerMessages();
+    this.registerBotInfo();
+    this.registerMessageReply();
+  }
+
+  get bot(): { openId: string; name: string } {
+    return this.options.bot ?? EMULATED_BOT;
   }
 
   async start(port = 0): Promise<this> {
@@ -188,10 +204,75 @@ export class LarkEmulator {
     });
   }
 
+  /**
+   * GET /open-apis/bot/v3/info: no scope needed; `bot` at the top level, not under `data`.
+   * https://open.feishu.cn/document/ukTMukTMukTM/uAjMxEjLwITMx4CMyETM
+   */
+  private registerBotInfo(): void {
+    this.route('GET', '/open-apis/bot/v3/info', () => ({
+      body: { code: 0, msg: 'ok', bot: { activate_status: 2, app_name: this.bot.name, avatar_url: '', ip_white_list: [], open_id: this.bot.openId } },
+    }));
+  }
+
+  /**
+   * POST /open-apis/im/v1/messages/:message_id/reply. With reply_in_thread the reply opens (or
+   * joins) the message's thread; a message already in a thread is always answered in it. The bot
+   * must be in the chat (230002); the same uuid within the hour returns the first reply.
+   * https://open.feishu.cn/document/server-docs/im-v1/message/reply
+   */
+  registerMessageReply(): void {
+    this.route('POST', '/open-apis/im/v1/messages/:message_id/reply', (req) => {
+      const { msg_type, content, uuid, reply_in_thread } = (req.body ?? {}) as Record<string, unknown>;
+      if (typeof msg_type !== 'string') return larkError(400, 99992402, 'field validation failed: msg_type');
+      if (typeof content !== 'string') return larkError(400, 99992402, 'field validation failed: content');
+      if (reply_in_thread !== undefined && typeof reply_in_thread !== 'boolean') return larkError(400, 99992402, 'field validation failed: reply_in_thread');
+      if (uuid !== undefined && (typeof uuid !== 'string' || uuid.length > 50)) return larkError(400, 99992402, 'field validation failed: uuid');
+      const problem = validateContent(msg_type, content);
+      if (problem) return larkError(400, 230001, `Your request contains an invalid request parameter, ext=${problem}`);
+      const parent = this.messages.get(req.params.message_id!);
+      if (!parent) return larkError(400, 230001, 'Your request contains an invalid request parameter, ext=message not found');
+      if (!this.inChat(parent.chat_id)) return larkError(400, 230002, 'Bot/User can NOT be out of the chat.');
+      if (typeof uuid === 'string') {
+        const existing = [...this.messages.values()].find((m) => m.uuid === uuid);
+        if (existing) return ok(this.messageData(existing, req.appId!));
+      }
+      const reply = this.storeReply(parent, { msg_type, content, replied_to: parent.message_id, ...(typeof uuid === 'string' ? { uuid } : {}) }, reply_in_thread === true);
+      return ok(this.messageData(reply, req.appId!));
+    });
+  }
+
+  /** Stores a reply to `parent` the way Lark links it: root, parent and (in a thread) thread ids. */
+  storeReply(parent: StoredMessage, m: Pick<StoredMessage, 'msg_type' | 'content' | 'uuid' | 'sender' | 'replied_to'>, inThread: boolean): StoredMessage {
+    const root = this.messages.get(parent.root_id ?? parent.message_id) ?? parent;
+    let threadId = parent.thread_id;
+    if (!threadId && inThread) threadId = root.thread_id = `omt_${randomBytes(8).toString('hex')}`;
+    const now = String(Date.now());
+    const reply: StoredMessage = {
+      ...m,
+      message_id: `om_${randomBytes(16).toString('hex')}`,
+      chat_id: parent.chat_id,
+      root_id: root.message_id,
+      // In a thread every reply answers the root.
+      parent_id: threadId ? root.message_id : parent.message_id,
+      ...(threadId ? { thread_id: threadId } : {}),
+      create_time: now,
+      update_time: now,
+      updated: false,
+    };
+    this.messages.set(reply.message_id, reply);
+    return reply;
+  }
+
+  /** Messages the app sent through the reply API on `messageId`, oldest first. */
+  repliesTo(messageId: string): StoredMessage[] {
+    return [...this.messages.values()].filter((m) => m.replied_to === messageId);
+  }
+
   messageData(m: StoredMessage, appId: string) {
     return {
       message_id: m.message_id,
       ...(m.root_id ? { root_id: m.root_id, parent_id: m.parent_id } : {}),
+      ...(m.thread_id ? { thread_id: m.thread_id } : {}),
       msg_type: m.msg_type,
       create_time: m.create_time,
       update_time: m.update_time,

@@ -131,3 +131,48 @@ export function legacyCardAction(e: { operatorOpenId: string; messageId: string;
     action: { value: e.value, tag: 'button' },
   };
 }
+
+/**
+ * A v2 `im.message.receive_v1` event for a stored message (ChatEmulation.userSays): `mentions`
+ * in the order of their `@_user_N` placeholders. A redelivery of the same message may carry a
+ * new `eventId`.
+ * https://open.feishu.cn/document/uAjLw4CM/ukTMukTMukTM/reference/im-v1/message/events/receive
+ */
+export function messageReceiveEvent(e: {
+  token: string;
+  appId: string;
+  message: { message_id: string; chat_id: string; msg_type: string; content: string; root_id?: string; parent_id?: string; thread_id?: string; create_time: string };
+  senderOpenId: string;
+  mentions?: Array<{ openId: string; name: string }>;
+  chatType?: 'group' | 'p2p';
+  senderType?: 'user' | 'app';
+  eventId?: string;
+}) {
+  const m = e.message;
+  return {
+    schema: '2.0',
+    header: { event_id: e.eventId ?? randomUUID().replace(/-/g, ''), token: e.token, create_time: String(Date.now()), event_type: 'im.message.receive_v1', tenant_key: 'tenant-emulated', app_id: e.appId },
+    event: {
+      sender: { sender_id: { union_id: `on_${e.senderOpenId}`, user_id: e.senderOpenId.replace(/^ou_/, ''), open_id: e.senderOpenId }, sender_type: e.senderType ?? 'user', tenant_key: 'tenant-emulated' },
+      message: {
+        message_id: m.message_id,
+        root_id: m.root_id ?? '',
+        parent_id: m.parent_id ?? '',
+        create_time: m.create_time,
+        update_time: m.create_time,
+        chat_id: m.chat_id,
+        thread_id: m.thread_id ?? '',
+        chat_type: e.chatType ?? 'group',
+        message_type: m.msg_type,
+        content: m.content,
+        mentions: (e.mentions ?? []).map((x, i) => ({
+          key: `@_user_${i + 1}`,
+          id: { union_id: `on_${x.openId}`, user_id: x.openId.replace(/^ou_/, ''), open_id: x.openId },
+          name: x.name,
+          tenant_key: 'tenant-emulated',
+        })),
+        user_agent: 'Mozilla/5.0 (emulated) Lark/7.0',
+      },
+    },
+  };
+}
