@@ -125,6 +125,7 @@ const envSchema = z.object({
 
   JOB_RETENTION_DAYS: int(7, 1, 3650),
   JOB_RETENTION_MAX: int(100_000, 100, 10_000_000),
+  STORE_COMPACT_KB: int(32 * 1024, 16, 4 * 1024 * 1024),
 
   SENTRY_DSN: optionalString,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -178,6 +179,8 @@ export interface Config {
     readonly caBundle?: string;
   };
   readonly retention: { readonly jobDays: number; readonly jobMax: number };
+  /** The embedded store compacts once its journal has grown by this many bytes. */
+  readonly storeCompactBytes: number;
   readonly sentryDsn?: string;
   readonly logLevel: Env['LOG_LEVEL'];
 }
@@ -260,6 +263,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       caBundle: e.ANYCROSS_CA_BUNDLE,
     },
     retention: { jobDays: e.JOB_RETENTION_DAYS, jobMax: e.JOB_RETENTION_MAX },
+    storeCompactBytes: e.STORE_COMPACT_KB * 1024,
     sentryDsn: e.SENTRY_DSN,
     logLevel: e.LOG_LEVEL,
   });

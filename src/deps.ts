@@ -12,7 +12,8 @@ import { BotIdentity } from './lark/bot-info.js';
 import { createLarkApis } from './lark/lark-apis.js';
 import { RunInbox, type CallbackResult, type InboxItem } from './flows/run-inbox.js';
 import type { Logger } from './log.js';
-import { openJsonFileStore } from './store/json-file-store.js';
+import type { FileOps } from './store/file-ops.js';
+import { openJournalStore } from './store/open-store.js';
 import { chatRepliesFor, replyRemindersFor } from './pollers/replies/replies-from-store.js';
 import type { ReplyTargets } from './pollers/replies/reply-target.js';
 import { POSTED_CARDS } from './pollers/feed.js';
@@ -23,18 +24,23 @@ const DAY = 86_400_000;
 export interface DepsOptions {
   /** Where @bot replies go: the poller flows and their sources (tests pass fakes). */
   replyTargets?: ReplyTargets;
+  /** The disk under the store (tests inject a failing one). */
+  fileOps?: FileOps;
 }
 
 /** The one place where real implementations are chosen; tests build AppDeps with fakes instead. */
 export async function createDeps(config: Config, logger: Logger, clock: Clock = systemClock, options: DepsOptions = {}): Promise<AppDeps> {
-  const store = await openJsonFileStore({
+  const store = await openJournalStore({
     dir: config.dataDir,
     clock,
+    fileOps: options.fileOps,
+    log: { warn: (m) => logger.warn(m), info: (m) => logger.info(m) },
     retention: {
       jobs: { maxAgeMs: config.retention.jobDays * DAY, maxCount: config.retention.jobMax },
       // Posted cards stay findable (replies in their thread) as long as their message id is mapped.
       [POSTED_CARDS]: { maxAgeMs: CARD_RETENTION_MS, maxCount: 10_000_000 },
     },
+    compactAtBytes: config.storeCompactBytes,
   });
   const upstream = createUpstreamClient({
     connectTimeoutMs: config.taskSync.connectTimeoutMs,

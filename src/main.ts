@@ -7,6 +7,7 @@ import { createDeps } from './deps.js';
 import { createLogger } from './log.js';
 import { createEventDispatcher, startLongConnection } from './lark/event-intake.js';
 import { intakeOptions } from './app.js';
+import { StoreRefused } from './store/store-errors.js';
 
 const STOP_GRACE_MS = 10_000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -54,8 +55,6 @@ async function main(): Promise<void> {
   await once(server, 'listening');
   const address = server.address();
   const where = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
-  logger.info({ dataDir: config.dataDir, resumedJobs: resumed, resumedRuns, resumedReplies, flows: deps.flows.all().length }, `lark-bridge listening on ${where}`);
-  for (const line of describeFeatures(config)) (line.includes('WARNING') ? logger.warn(line) : logger.info(line));
 
   const pruner = setInterval(() => {
     deps.store.prune(Date.now()).catch((err: unknown) => logger.error({ err }, 'prune failed'));
@@ -96,9 +95,17 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // Announced once a stop signal is handled: whoever waits for this line may send one at once.
+  logger.info({ dataDir: config.dataDir, resumedJobs: resumed, resumedRuns, resumedReplies, flows: deps.flows.all().length }, `lark-bridge listening on ${where}`);
+  for (const line of describeFeatures(config)) (line.includes('WARNING') ? logger.warn(line) : logger.info(line));
 }
 
 main().catch((err: unknown) => {
+  // The store refuses with one line that names the file and what to do: no stack for the operator.
+  if (err instanceof StoreRefused) {
+    process.stderr.write(`lark-bridge: cannot start, ${err.message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`lark-bridge: failed to start: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

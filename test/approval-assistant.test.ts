@@ -9,7 +9,7 @@ import type { Run } from '../src/flows/run.js';
 import type { ApprovalApi } from '../src/lark/approval.js';
 import type { Messenger } from '../src/lark/messages.js';
 import { silentLogger } from '../src/log.js';
-import { openJsonFileStore } from '../src/store/json-file-store.js';
+import { openJournalStore } from '../src/store/open-store.js';
 import type { UpstreamClient } from '../src/upstream/client.js';
 import { ApprovalEmulation } from './lark-emulator/approval.js';
 import { startLarkEmulator, type LarkEmulator } from './lark-emulator/emulator.js';
@@ -80,7 +80,7 @@ describe('LARK_ASSISTANT_USER_ID is required when approval flows are loaded', ()
     const flowsDir = await flowsDirWithFlow();
     const dir = await tempDir();
     cleanups.push(() => removeDir(dir));
-    const store = await openJsonFileStore({ dir, clock: systemClock });
+    const store = await openJournalStore({ dir, clock: systemClock });
     const flows = new FlowRegistry(flowsDir, process.env, silentLogger(), undefined, ASSISTANT);
     await flows.loadAll();
     expect(flows.all()).toHaveLength(1);

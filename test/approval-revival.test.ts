@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../src/clock.js';
 import type { Run } from '../src/flows/run.js';
-import { openJsonFileStore } from '../src/store/json-file-store.js';
+import { openJournalStore } from '../src/store/open-store.js';
 import { flowFile, startHarness, type Harness } from './helpers/approval-harness.js';
 import { waitFor } from './helpers/test-app.js';
 
@@ -39,14 +39,14 @@ describe('a run brought back from the archive (Retry, late events)', () => {
     expect(revived.status).toBe('active');
     expect(revived.updatedAt > failed.updatedAt).toBe(true);
 
-    // Another run is archived meanwhile (the open archive segment is rewritten).
+    // Another run is archived meanwhile.
     h.newInstance('INST-OTHER');
     await h.pendingAt('INST-OTHER', 't-x', 'manager_review');
     await waitFor(async () => (await h.run('INST-OTHER'))?.status === 'ignored');
     await h.app.deps.store.flush();
 
     // What a restart reads from disk: the live copy of the revived run wins over its archived copy.
-    const reopened = await openJsonFileStore({ dir: h.app.dataDir, clock });
+    const reopened = await openJournalStore({ dir: h.app.dataDir, clock });
     const afterRestart = await reopened.collection<Run>('runs').get('INST-R');
     expect(afterRestart).toMatchObject({ status: 'active', stages: { execute: { state: 'calling', retries: 1 } } });
     expect((await reopened.collection<Run>('runs').live()).map((r) => r.id)).toEqual(['INST-R']);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../src/clock.js';
 import { CLAIM_LEASE_MS, handleOnce, type SeenMark } from '../src/lark/seen-events.js';
-import { openJsonFileStore as openStore } from '../src/store/json-file-store.js';
+import { openJournalStore as openStore } from '../src/store/open-store.js';
 import { removeDir, tempDir } from './helpers/test-app.js';
 
 const dirs: string[] = [];

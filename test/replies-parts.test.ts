@@ -6,7 +6,7 @@ import type { PostedCard } from '../src/pollers/feed.js';
 import { REPLY_ECHOES } from '../src/pollers/replies/reply-echoes.js';
 import { postNewReplies, REPLY_REMINDERS, type ReminderMark } from '../src/pollers/replies/reply-reminders.js';
 import { readReplyRequest } from '../src/pollers/replies/reply-request.js';
-import { openJsonFileStore } from '../src/store/json-file-store.js';
+import { openJournalStore } from '../src/store/open-store.js';
 import type { Store } from '../src/store/store.js';
 import { manualClock } from './helpers/lark-intake-app.js';
 import { removeDir, tempDir } from './helpers/test-app.js';
@@ -95,7 +95,7 @@ describe('a reminder claim left by a crash', () => {
   it('is taken over after five minutes, not before', async () => {
     dir = await tempDir('reply-reminder-');
     const clock = manualClock(10_000_000);
-    store = await openJsonFileStore({ dir, clock });
+    store = await openJournalStore({ dir, clock });
     const cards = store.collection<PostedCard>('poller-cards');
     await cards.put({ id: 'p:i', pollerId: 'p', itemId: 'i', chatId: 'oc_1', messageId: 'om_card', postedAt: '', updatedAt: '' });
     const sent: string[] = [];

@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from '../src/config.js';
 import type { Job } from '../src/jobs/job.js';
 import { TaskSyncWorker } from '../src/jobs/worker.js';
 import { silentLogger } from '../src/log.js';
-import { openJsonFileStore } from '../src/store/json-file-store.js';
+import { openJournalStore } from '../src/store/open-store.js';
 import type { Store } from '../src/store/store.js';
 import { createUpstreamClient, type UpstreamClient } from '../src/upstream/client.js';
 import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
@@ -34,7 +34,7 @@ async function runOneRecord(o: { retries: number; retryBaseMs: number; random: (
   const fake = (upstream = await startFakeUpstream((_call, nth) => ({ status: o.answers[nth - 1] ?? 200 })));
   dir = await tempDir();
   const clock = recordingClock();
-  store = await openJsonFileStore({ dir, clock });
+  store = await openJournalStore({ dir, clock });
   client = createUpstreamClient({ connectTimeoutMs: 1000, verifySsl: true });
   const jobs = store.collection<Job>('jobs');
   const worker = new TaskSyncWorker({

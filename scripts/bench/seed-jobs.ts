@@ -1,10 +1,10 @@
 // Fills a data dir with N finished task-sync jobs, as the service would have archived them.
 import { systemClock } from '../../src/clock.js';
 import type { Job } from '../../src/jobs/job.js';
-import { openJsonFileStore } from '../../src/store/json-file-store.js';
+import { openJournalStore } from '../../src/store/open-store.js';
 
 export async function seedFinishedJobs(dataDir: string, count: number): Promise<void> {
-  const store = await openJsonFileStore({ dir: dataDir, clock: systemClock });
+  const store = await openJournalStore({ dir: dataDir, clock: systemClock, log: { warn: (m) => console.warn(m), info: () => undefined } });
   const jobs = store.collection<Job>('jobs');
   const now = new Date().toISOString();
   const chunk = 500;
@@ -29,5 +29,7 @@ export async function seedFinishedJobs(dataDir: string, count: number): Promise<
     }
     await Promise.all(writes);
   }
+  // Into segments and a snapshot, as a long-running service would have them by now.
+  await store.compact();
   await store.close();
 }

@@ -1,5 +1,6 @@
 /**
- * Persistence as the rest of the code sees it. Implementation today: json-file-store (lowdb).
+ * Persistence as the rest of the code sees it. Implementation today: the journal store
+ * (open-store.ts: an append-only journal, a lowdb snapshot, append-only archive segments).
  *
  * Contract: a promise returned by a mutating call resolves only once the change is durable, so
  * a caller that awaits it may acknowledge the change to a client. Reads are async so that a
@@ -7,18 +8,18 @@
  */
 export interface StoredRecord {
   id: string;
-  /** ISO time of the last change: when two copies of a record exist, the newer one wins. */
+  /** ISO time of the last change: of two copies of a record, the one written last wins (and is the newer). */
   updatedAt?: string;
 }
 
 export interface RecordCollection<T extends StoredRecord> {
-  /** The record, live or archived. */
+  /** The record, live or archived (a live copy wins; of two archived copies, the last archived). */
   get(id: string): Promise<T | undefined>;
   /** The live set (records not yet archived). */
   live(): Promise<T[]>;
   /** Inserts or replaces a live record. */
   put(record: T): Promise<void>;
-  /** Moves a finished record out of the live set into a dated archive segment. */
+  /** Moves a finished record out of the live set into the archive (a later put brings it back to live). */
   archive(record: T): Promise<void>;
   /** Drops a live record (used to undo an insert that could not be made durable). */
   remove(id: string): Promise<void>;

@@ -6,7 +6,7 @@ import { renderErrors } from '../../src/http/errors-middleware.js';
 import { routerFor } from '../../src/http/route.js';
 import { createEventDispatcher, larkIntakeRoutes, type ApprovalTaskEvent, type CardAction, type IntakeOptions } from '../../src/lark/event-intake.js';
 import { silentLogger } from '../../src/log.js';
-import { openJsonFileStore } from '../../src/store/json-file-store.js';
+import { openJournalStore } from '../../src/store/open-store.js';
 import type { Store } from '../../src/store/store.js';
 import type { SeenMark } from '../../src/lark/seen-events.js';
 import { removeDir, tempDir } from './test-app.js';
@@ -37,7 +37,7 @@ export interface Intake {
 export async function startIntake(secrets: { encryptKey?: string; verificationToken?: string }): Promise<Intake> {
   const dir = await tempDir('lark-intake-');
   const clock = manualClock(Date.now());
-  const store: Store = await openJsonFileStore({ dir, clock });
+  const store: Store = await openJournalStore({ dir, clock });
   let server: Server | undefined;
   const it: Intake = {
     url: '',

@@ -1,0 +1,345 @@
+/**
+ * The store contract: every Store implementation runs this suite unchanged, through a harness
+ * that knows how to open it, crash it and tear a write. Add an implementation by adding one
+ * `describeStoreContract(...)` call at the bottom.
+ */
+import { appendFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Clock } from '../src/clock.js';
+import { putChange } from '../src/store/change.js';
+import { textFrame } from '../src/store/frame.js';
+import type { JournalStore } from '../src/store/journal-store.js';
+import { journalFileName, journalGenerations } from '../src/store/journal.js';
+import { openJournalStore } from '../src/store/open-store.js';
+import type { RetentionPolicy, Store, StoredRecord } from '../src/store/store.js';
+import { fakeClock, type FakeClock } from './helpers/store-clock.js';
+import { removeDir, tempDir } from './helpers/test-app.js';
+
+export interface StoreHarness {
+  /** Opens the store on the harness's place; called again, it reopens what is there. */
+  open(o: { clock: Clock; retention?: RetentionPolicy }): Promise<Store>;
+  /** The process died: nothing flushed, nothing closed. */
+  crash(store: Store): Promise<void>;
+  /** After a crash: a put of `record` was being written when the power went, and only part of it reached the disk. */
+  tornPut(collection: string, record: StoredRecord & Record<string, unknown>): Promise<void>;
+  /** Compaction, or what the implementation does instead. */
+  maintain(store: Store): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+const DAY = 86_400_000;
+
+interface Rec extends StoredRecord {
+  n: number;
+}
+
+const PROTO_IDS = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__', 'prototype'];
+const NON_ASCII_IDS = ['审批-42', '🚀✨-job', 'مرحبا-بالعالم', 'e\u0301-combining', 'ｆｕｌｌｗｉｄｔｈ', 'zero\u200bwidth', 'tab\tnew\nline', 'nul\u0000byte', '"quoted\\"'];
+
+export function describeStoreContract(name: string, makeHarness: () => Promise<StoreHarness>): void {
+  describe(`store contract: ${name}`, () => {
+    let h: StoreHarness;
+    let clock: FakeClock;
+    beforeEach(async () => {
+      h = await makeHarness();
+      clock = fakeClock();
+    });
+    afterEach(async () => {
+      await h.dispose();
+    });
+
+    const reopen = async (store: Store, retention?: RetentionPolicy) => {
+      await h.crash(store);
+      return h.open({ clock, retention });
+    };
+
+    it('has every awaited change after a crash: put, archive, remove, set, claim, delete', async () => {
+      const store = await h.open({ clock });
+      const jobs = store.collection<Rec>('jobs');
+      const keys = store.keys<string>('idempotency');
+      await jobs.put({ id: 'a', n: 1 });
+      await jobs.put({ id: 'b', n: 1 });
+      await jobs.put({ id: 'a', n: 2 });
+      await jobs.archive({ id: 'b', n: 3 });
+      await jobs.put({ id: 'c', n: 1 });
+      await jobs.remove('c');
+      await keys.set('k1', 'v1', clock.now() + DAY);
+      expect(await keys.claim('k2', 'v2', clock.now() + DAY)).toBe(true);
+      await keys.set('k3', 'v3', clock.now() + DAY);
+      await keys.delete('k3');
+
+      const again = await reopen(store);
+      const jobs2 = again.collection<Rec>('jobs');
+      expect(await jobs2.live()).toEqual([{ id: 'a', n: 2 }]);
+      expect(await jobs2.get('b')).toEqual({ id: 'b', n: 3 });
+      expect(await jobs2.get('c')).toBeUndefined();
+      expect(jobs2.archivedCount()).toBe(1);
+      const keys2 = again.keys<string>('idempotency');
+      expect(await keys2.get('k1')).toBe('v1');
+      expect(await keys2.get('k2')).toBe('v2');
+      expect(await keys2.get('k3')).toBeUndefined();
+      expect(await keys2.claim('k2', 'other', clock.now() + DAY)).toBe(false);
+      await again.close();
+    });
+
+    it('replays a long history of changes to the same state, twice in a row', async () => {
+      const store = await h.open({ clock });
+      const model = new Map<string, Rec>();
+      const archived = new Map<string, Rec>();
+      const jobs = store.collection<Rec>('jobs');
+      const writes: Promise<void>[] = [];
+      for (let i = 0; i < 400; i++) {
+        const id = `r${i % 37}`;
+        const rec = { id, n: i };
+        if (i % 5 === 4) {
+          model.delete(id);
+          archived.set(id, rec);
+          writes.push(jobs.archive(rec));
+        } else if (i % 11 === 10) {
+          model.delete(id);
+          writes.push(jobs.remove(id));
+        } else {
+          model.set(id, rec);
+          writes.push(jobs.put(rec));
+        }
+        if (i % 50 === 0) await Promise.all(writes.splice(0)); // several group commits
+      }
+      await Promise.all(writes);
+      const expectState = async (s: Store) => {
+        const c = s.collection<Rec>('jobs');
+        expect(new Map((await c.live()).map((r) => [r.id, r]))).toEqual(model);
+        for (const [id, rec] of archived) expect(await c.get(id)).toEqual(model.get(id) ?? rec);
+        expect(c.archivedCount()).toBe(archived.size);
+      };
+      await expectState(store);
+      const once = await reopen(store);
+      await expectState(once);
+      const twice = await reopen(once);
+      await expectState(twice);
+      await twice.close();
+    });
+
+    it('starts after a torn write: the acknowledged changes are there, the torn one is not, and writing goes on', async () => {
+      const store = await h.open({ clock });
+      const jobs = store.collection<Rec>('jobs');
+      for (let i = 0; i < 5; i++) await jobs.put({ id: `ok${i}`, n: i });
+      await store.keys<number>('lark-events').set('ev', 1, clock.now() + DAY);
+      await h.crash(store);
+      await h.tornPut('jobs', { id: 'torn', n: 99 });
+
+      const again = await h.open({ clock });
+      const jobs2 = again.collection<Rec>('jobs');
+      expect((await jobs2.live()).map((r) => r.id).sort()).toEqual(['ok0', 'ok1', 'ok2', 'ok3', 'ok4']);
+      expect(await jobs2.get('torn')).toBeUndefined();
+      expect(await again.keys<number>('lark-events').get('ev')).toBe(1);
+      expect(await again.isWritable()).toBe(true);
+      await jobs2.put({ id: 'after', n: 1 });
+      const third = await reopen(again);
+      expect(await third.collection<Rec>('jobs').get('after')).toEqual({ id: 'after', n: 1 });
+      expect(await third.collection<Rec>('jobs').get('ok4')).toEqual({ id: 'ok4', n: 4 });
+      await third.close();
+    });
+
+    it('loses no write made while a compaction runs', async () => {
+      const store = await h.open({ clock });
+      const jobs = store.collection<Rec>('jobs');
+      const keys = store.keys<number>('k');
+      for (let i = 0; i < 200; i++) await Promise.all([jobs.put({ id: `before${i}`, n: i }), i % 2 ? jobs.archive({ id: `before${i}`, n: -i }) : undefined]);
+      const writes: Promise<unknown>[] = [];
+      const compaction = h.maintain(store);
+      for (let round = 0; round < 20; round++) {
+        for (let i = 0; i < 20; i++) {
+          const id = `during${round}-${i}`;
+          writes.push(jobs.put({ id, n: i }), keys.set(id, round, clock.now() + DAY));
+          if (i % 3 === 0) writes.push(jobs.archive({ id: `before${round * 10 + i}`, n: 1000 + i }));
+        }
+        await new Promise((r) => setImmediate(r));
+      }
+      const second = h.maintain(store);
+      await Promise.all([...writes, compaction, second]);
+      for (let i = 0; i < 5; i++) writes.push(jobs.put({ id: `after${i}`, n: i }));
+      await Promise.all(writes);
+
+      const expected = new Map((await jobs.live()).map((r) => [r.id, r]));
+      const archivedCount = jobs.archivedCount();
+      const again = await reopen(store);
+      const jobs2 = again.collection<Rec>('jobs');
+      expect(new Map((await jobs2.live()).map((r) => [r.id, r]))).toEqual(expected);
+      expect(jobs2.archivedCount()).toBe(archivedCount);
+      expect(await jobs2.get('before30')).toEqual({ id: 'before30', n: 1000 }); // archived during the compaction
+      expect(await jobs2.get('before1')).toEqual({ id: 'before1', n: -1 }); // archived before it
+      expect(await again.keys<number>('k').get('during19-19')).toBe(19);
+      expect(again.keys('k').size()).toBe(400);
+      await again.close();
+    });
+
+    it('never answers an expired key, lets it be claimed again, and drops it for good', async () => {
+      const store = await h.open({ clock });
+      const keys = store.keys<string>('lark-events');
+      await keys.set('short', 'a', clock.now() + 1000);
+      await keys.set('long', 'b', clock.now() + DAY);
+      expect(await keys.get('short')).toBe('a');
+      clock.advance(1001);
+      expect(await keys.get('short')).toBeUndefined();
+      const after = await reopen(store);
+      const keys2 = after.keys<string>('lark-events');
+      expect(await keys2.get('short')).toBeUndefined(); // not answered after a restart either
+      expect(await keys2.get('long')).toBe('b');
+      expect((await after.prune(clock.now())).keysExpired).toBe(1);
+      await h.maintain(after);
+      const third = await reopen(after);
+      expect(third.keys('lark-events').size()).toBe(1);
+      expect(await third.keys<string>('lark-events').claim('short', 'c', clock.now() + 1000)).toBe(true);
+      expect(await third.keys<string>('lark-events').get('short')).toBe('c');
+      await third.close();
+    });
+
+    it('lets exactly one of many concurrent claims of a key win, durably', async () => {
+      const store = await h.open({ clock });
+      const keys = store.keys<number>('lark-events');
+      const same = await Promise.all(Array.from({ length: 50 }, (_, i) => keys.claim('ev-1', i, clock.now() + DAY)));
+      expect(same.filter(Boolean)).toHaveLength(1);
+      const winner = same.indexOf(true);
+      // Claims spread over several commits, some while the first commit is in flight.
+      const spread: Promise<boolean>[] = [];
+      for (let i = 0; i < 10; i++) {
+        spread.push(keys.claim('ev-2', i, clock.now() + DAY), keys.claim(`ev-own-${i}`, i, clock.now() + DAY));
+        await new Promise((r) => setImmediate(r));
+      }
+      const results = await Promise.all(spread);
+      expect(results.filter((_, i) => i % 2 === 0).filter(Boolean)).toHaveLength(1);
+      expect(results.filter((_, i) => i % 2 === 1).every(Boolean)).toBe(true);
+      const again = await reopen(store);
+      const keys2 = again.keys<number>('lark-events');
+      expect(await keys2.get('ev-1')).toBe(winner);
+      expect(await keys2.claim('ev-1', 99, clock.now() + DAY)).toBe(false);
+      expect(await keys2.get('ev-own-7')).toBe(7);
+      await again.close();
+    });
+
+    it('drops archived records past the retention age and beyond the count, and they stay gone', async () => {
+      const retention = { maxAgeMs: 7 * DAY, maxCount: 10 };
+      const store = await h.open({ clock, retention });
+      const jobs = store.collection<Rec>('jobs');
+      for (let i = 0; i < 5; i++) await jobs.archive({ id: `ancient${i}`, n: i });
+      clock.advance(10 * DAY);
+      for (let day = 0; day < 3; day++) {
+        for (let i = 0; i < 10; i++) await jobs.archive({ id: `d${day}-${i}`, n: i });
+        clock.advance(DAY);
+      }
+      await h.maintain(store);
+      const result = await store.prune(clock.now());
+      expect(result.archivedRemoved).toBeGreaterThanOrEqual(5);
+      expect(await jobs.get('ancient0')).toBeUndefined();
+      expect(await jobs.get('d0-0')).toBeUndefined(); // the oldest beyond maxCount
+      for (let i = 0; i < 10; i++) expect(await jobs.get(`d2-${i}`)).toEqual({ id: `d2-${i}`, n: i });
+      expect(jobs.archivedCount()).toBeGreaterThanOrEqual(10);
+      expect(jobs.archivedCount()).toBeLessThanOrEqual(20);
+      const count = jobs.archivedCount();
+      const again = await reopen(store, retention);
+      expect(again.collection<Rec>('jobs').archivedCount()).toBe(count);
+      expect(await again.collection<Rec>('jobs').get('ancient3')).toBeUndefined();
+      await again.close();
+    });
+
+    it('treats prototype names as plain ids and keys', async () => {
+      const store = await h.open({ clock });
+      const jobs = store.collection<Rec>('jobs');
+      const keys = store.keys<string>('idempotency');
+      for (const id of PROTO_IDS) {
+        expect(await jobs.get(id)).toBeUndefined();
+        expect(await keys.get(id)).toBeUndefined();
+      }
+      for (const [i, id] of PROTO_IDS.entries()) {
+        await jobs.put({ id, n: i });
+        expect(await keys.claim(id, `v-${id}`, clock.now() + DAY)).toBe(true);
+      }
+      await jobs.archive({ id: 'constructor', n: 100 });
+      expect(({} as Record<string, unknown>).n).toBeUndefined(); // nothing leaked onto Object.prototype
+      const again = await reopen(store);
+      const jobs2 = again.collection<Rec>('jobs');
+      expect((await jobs2.live()).map((r) => r.id).sort()).toEqual(PROTO_IDS.filter((id) => id !== 'constructor').sort());
+      expect(await jobs2.get('__proto__')).toEqual({ id: '__proto__', n: 0 });
+      expect(await jobs2.get('constructor')).toEqual({ id: 'constructor', n: 100 });
+      for (const id of PROTO_IDS) expect(await again.keys<string>('idempotency').get(id)).toBe(`v-${id}`);
+      await h.maintain(again);
+      const third = await reopen(again);
+      expect(await third.collection<Rec>('jobs').get('__proto__')).toEqual({ id: '__proto__', n: 0 });
+      expect(await third.keys<string>('idempotency').get('hasOwnProperty')).toBe('v-hasOwnProperty');
+      await third.close();
+    });
+
+    it('keeps non-ASCII ids and keys exactly, live and archived, across restarts', async () => {
+      const store = await h.open({ clock });
+      const jobs = store.collection<Rec>('jobs');
+      const keys = store.keys<string>('idempotency');
+      for (const [i, id] of NON_ASCII_IDS.entries()) {
+        await jobs.put({ id, n: i });
+        await keys.set(id, id, clock.now() + DAY);
+        await jobs.put({ id: `${id}-archived`, n: i });
+        await jobs.archive({ id: `${id}-archived`, n: -i - 1 });
+      }
+      const check = async (s: Store) => {
+        const c = s.collection<Rec>('jobs');
+        for (const [i, id] of NON_ASCII_IDS.entries()) {
+          expect(await c.get(id)).toEqual({ id, n: i });
+          expect(await c.get(`${id}-archived`)).toEqual({ id: `${id}-archived`, n: -i - 1 });
+          expect(await s.keys<string>('idempotency').get(id)).toBe(id);
+        }
+        expect(await c.get('审批-43')).toBeUndefined();
+        expect(await c.get('e-combining')).toBeUndefined(); // no normalisation: é and e + U+0301 differ
+      };
+      await check(store);
+      const again = await reopen(store);
+      await check(again);
+      await h.maintain(again);
+      const third = await reopen(again);
+      await check(third);
+      await third.close();
+    });
+
+    it('answers the newest copy of a record archived twice, and keeps a record put back to live after it was archived', async () => {
+      const store = await h.open({ clock });
+      const runs = store.collection<Rec>('runs');
+      await runs.archive({ id: 'twice', n: 1 });
+      await h.maintain(store);
+      await runs.archive({ id: 'twice', n: 2 });
+      await runs.archive({ id: 'retried', n: 1, updatedAt: '2026-11-20T00:00:00.000Z' });
+      await runs.put({ id: 'retried', n: 2, updatedAt: '2026-11-20T00:00:01.000Z' }); // a Retry brings it back
+      expect(await runs.get('twice')).toEqual({ id: 'twice', n: 2 });
+      const check = async (s: Store) => {
+        const r = s.collection<Rec>('runs');
+        expect(await r.get('twice')).toEqual({ id: 'twice', n: 2 });
+        expect((await r.live()).map((x) => x.n)).toEqual([2]);
+        expect(await r.get('retried')).toMatchObject({ n: 2 });
+      };
+      const again = await reopen(store);
+      await check(again);
+      await h.maintain(again);
+      const third = await reopen(again);
+      await check(third);
+      await third.close();
+    });
+  });
+}
+
+async function journalHarness(): Promise<StoreHarness> {
+  const dir = await tempDir('lark-bridge-contract-');
+  const quiet = { warn: () => undefined, info: () => undefined };
+  return {
+    open: ({ clock, retention }) => openJournalStore({ dir, clock, log: quiet, retention: retention ? { jobs: retention } : undefined }),
+    async crash(store) {
+      (store as JournalStore).abandon();
+    },
+    async tornPut(collection, record) {
+      const gens = journalGenerations(await readdir(dir));
+      const framed = textFrame(putChange(collection, JSON.stringify(record)));
+      await appendFile(join(dir, journalFileName(gens.at(-1)!)), framed.subarray(0, framed.length - 3));
+    },
+    maintain: (store) => (store as JournalStore).compact(),
+    dispose: () => removeDir(dir),
+  };
+}
+
+describeStoreContract('journal store', journalHarness);
