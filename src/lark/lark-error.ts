@@ -7,6 +7,8 @@ export class LarkApiError extends Error {
     readonly retryable: boolean,
     /** Seconds Lark asked us to wait (x-ogw-ratelimit-reset), when it said. */
     readonly retryAfterSec?: number,
+    /** Lark was never reached: its domain did not resolve (dns), or no connection (network). */
+    readonly unreachable?: 'dns' | 'network',
   ) {
     super(`Lark API error ${code}: ${larkMsg}${httpStatus ? ` (HTTP ${httpStatus})` : ''}`);
     this.name = 'LarkApiError';
@@ -31,7 +33,12 @@ interface AxiosLikeError {
   response?: { status?: number; data?: unknown; headers?: Record<string, unknown> };
   code?: string;
   message?: string;
+  hostname?: string;
+  cause?: { hostname?: string };
 }
+
+// getaddrinfo failures as Node names them: the name does not resolve (or not now).
+const DNS_FAILURES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME', 'EAI_NODATA']);
 
 /** Turns whatever the SDK threw (an axios error, a network error) into a LarkApiError. */
 export function classifyLarkFailure(err: unknown): LarkApiError {
@@ -46,8 +53,12 @@ export function classifyLarkFailure(err: unknown): LarkApiError {
     const retryable = status >= 500 || status === 429 || TRANSIENT_CODES.has(code);
     return new LarkApiError(code, msg, status, retryable, Number.isFinite(reset) ? reset : undefined);
   }
-  // No answer at all: connection refused, reset, timeout. Safe to retry with a uuid-deduped send.
-  return new LarkApiError(-1, `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`, undefined, true);
+  // No answer at all: no such name, connection refused, reset, timeout. Safe to retry with a uuid-deduped send.
+  if (e.code && DNS_FAILURES.has(e.code)) {
+    const host = e.hostname ?? e.cause?.hostname ?? /getaddrinfo \S+ (\S+)/.exec(e.message ?? '')?.[1] ?? 'the Lark domain';
+    return new LarkApiError(-1, `cannot resolve ${host} (${e.code}): check LARK_DOMAIN and this host's DNS`, undefined, true, undefined, 'dns');
+  }
+  return new LarkApiError(-1, `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`, undefined, true, undefined, 'network');
 }
 
 /** An HTTP 200 answer can still carry a non-zero code: that is a failure too. */

@@ -24,6 +24,8 @@ export interface ChatResult {
   messageIds: string[];
   larkCode?: number;
   larkMsg?: string;
+  /** Lark was never reached for this chat (dns: its domain did not resolve; network: no connection). */
+  unreachable?: 'dns' | 'network';
 }
 
 export interface DeliveryRequest {
@@ -103,7 +105,7 @@ export function createSummaryDelivery(o: DeliveryOptions) {
         } catch (err) {
           if (!(err instanceof LarkApiError)) throw err;
           // Later parts wait for this one: a chat never sees part 3 without part 2.
-          return { chatId, status: 'failed', messageIds: sentIds(slots), larkCode: err.code, larkMsg: err.larkMsg };
+          return { chatId, status: 'failed', messageIds: sentIds(slots), larkCode: err.code, larkMsg: err.larkMsg, ...(err.unreachable ? { unreachable: err.unreachable } : {}) };
         }
         // Lark has the message; if this write fails, the uuid still makes a retry a no-op for an hour.
         await save().catch((err: unknown) => o.logger.error({ err, chatId }, 'could not record a sent summary part'));

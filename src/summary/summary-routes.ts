@@ -4,7 +4,7 @@ import { InvalidInput, Unavailable, UpstreamFailed } from '../errors.js';
 import { idempotencyKeyOf } from '../http/idempotency-key.js';
 import { route, type Guard, type Route } from '../http/route.js';
 import { summaryToPost } from '../lark/post-content.js';
-import type { createSummaryDelivery } from './summary-delivery.js';
+import type { ChatResult, createSummaryDelivery } from './summary-delivery.js';
 import { splitPostToFit } from './split-post.js';
 
 // The Flask bot's clients sent "true"/"false" strings as often as booleans.
@@ -58,8 +58,7 @@ export function summaryRoutes(d: SummaryDeps): Route[] {
         const messages = results.flatMap((r) => r.messageIds.map((messageId) => ({ chatId: r.chatId, messageId })));
         const failed = results.filter((r) => r.status === 'failed');
         if (failed.length) {
-          const why = failed.map((r) => `${r.chatId} (${r.larkCode} ${r.larkMsg})`).join(', ');
-          throw new UpstreamFailed(`Lark refused the message to ${why}; ${failed.length} of ${results.length} chat(s) not sent`, {
+          throw new UpstreamFailed(`${whyNotSent(failed)}; ${failed.length} of ${results.length} chat(s) not sent`, {
             status: failed.length === results.length ? 'failed' : 'partial',
             targets,
             parts: parts.length,
@@ -71,4 +70,14 @@ export function summaryRoutes(d: SummaryDeps): Route[] {
       },
     }),
   ];
+}
+
+/** Says whether Lark refused the message or was never reached (a domain that does not resolve is not a refusal). */
+function whyNotSent(failed: ChatResult[]): string {
+  const refused = failed.filter((r) => !r.unreachable);
+  const unreached = failed.filter((r) => r.unreachable);
+  const parts: string[] = [];
+  if (refused.length) parts.push(`Lark refused the message to ${refused.map((r) => `${r.chatId} (${r.larkCode} ${r.larkMsg})`).join(', ')}`);
+  if (unreached.length) parts.push(`could not reach Lark for ${unreached.map((r) => r.chatId).join(', ')}: ${[...new Set(unreached.map((r) => r.larkMsg))].join('; ')}`);
+  return parts.join('; ');
 }
