@@ -1,78 +1,11 @@
 import { z } from 'zod';
+import { bool, httpUrl, int, list, optionalInt, optionalString, sentryDsn } from './env-values.js';
 
 // Anycross "integration flow" webhook triggers live under these prefixes on Feishu and Lark.
 export const DEFAULT_TASK_SYNC_PREFIXES = [
   'https://open.feishu.cn/anycross/trigger/callback/',
   'https://open.larksuite.com/anycross/trigger/callback/',
 ];
-
-const bool = (fallback: boolean) =>
-  z
-    .string()
-    .trim()
-    .toLowerCase()
-    .optional()
-    .transform((v, ctx) => {
-      if (v === undefined || v === '') return fallback;
-      if (['1', 'true', 'yes', 'on'].includes(v)) return true;
-      if (['0', 'false', 'no', 'off'].includes(v)) return false;
-      ctx.addIssue({ code: 'custom', message: `expected true or false, got "${v}"` });
-      return z.NEVER;
-    });
-
-const int = (fallback: number, min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .optional()
-    .transform((v, ctx) => {
-      if (v === undefined || v === '') return fallback;
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min || n > max) {
-        ctx.addIssue({ code: 'custom', message: `expected a whole number from ${min} to ${max}, got "${v}"` });
-        return z.NEVER;
-      }
-      return n;
-    });
-
-/** A whole number whose default depends on other variables: undefined when unset. */
-const optionalInt = (min: number, max: number) => int(Number.NaN, min, max).transform((n) => (Number.isNaN(n) ? undefined : n));
-
-const optionalString = z
-  .string()
-  .trim()
-  .optional()
-  .transform((v) => (v ? v : undefined));
-
-const list = (fallback: string[]) =>
-  z
-    .string()
-    .optional()
-    .transform((v) => {
-      if (v === undefined || v.trim() === '') return fallback;
-      return v
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
-    });
-
-const httpUrl = (fallback?: string) =>
-  z
-    .string()
-    .trim()
-    .optional()
-    .transform((v, ctx) => {
-      const value = v || fallback;
-      if (!value) return undefined;
-      try {
-        const url = new URL(value);
-        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
-        return value.replace(/\/+$/, '');
-      } catch {
-        ctx.addIssue({ code: 'custom', message: `expected an http(s) URL, got "${v}"` });
-        return z.NEVER;
-      }
-    });
 
 const envSchema = z.object({
   HOST: z.string().trim().default('127.0.0.1'),
@@ -127,8 +60,11 @@ const envSchema = z.object({
   JOB_RETENTION_MAX: int(100_000, 100, 10_000_000),
   STORE_COMPACT_KB: int(32 * 1024, 16, 4 * 1024 * 1024),
 
-  SENTRY_DSN: optionalString,
+  SENTRY_DSN: sentryDsn,
+  SENTRY_ENVIRONMENT: optionalString,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // auto: pretty when stdout is a terminal, JSON lines otherwise (a pipe, a file, journald).
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -182,9 +118,12 @@ export interface Config {
   /** The embedded store compacts once its journal has grown by this many bytes. */
   readonly storeCompactBytes: number;
   readonly sentryDsn?: string;
+  readonly sentryEnvironment?: string;
   readonly logLevel: Env['LOG_LEVEL'];
+  readonly logFormat: Env['LOG_FORMAT'];
 }
 
+/** Every bad variable, one line each ("NAME: what is wrong"): main prints them and exits 2. */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid environment:\n${problems.map((p) => `  ${p}`).join('\n')}`);
@@ -200,31 +139,89 @@ export class StartRefused extends Error {
   }
 }
 
+export interface EnvCheck {
+  /** Present when there is no problem. */
+  config?: Config;
+  /** One line per problem, "NAME: what is wrong", schema and cross-variable checks together. */
+  problems: string[];
+  /** The variables that parsed (start-up checks look at the files and addresses they name). */
+  values: Partial<Env>;
+}
+
+/**
+ * Parses every variable on its own, so that one bad variable does not hide another, then checks
+ * the variables against each other (each check only when the variables it reads are valid).
+ */
+export function checkEnv(env: NodeJS.ProcessEnv = process.env): EnvCheck {
+  const values: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [name, schema] of Object.entries(envSchema.shape)) {
+    const parsed = (schema as z.ZodType).safeParse(env[name]);
+    if (parsed.success) values[name] = parsed.data;
+    else problems.push(...parsed.error.issues.map((i) => `${name}: ${i.message}`));
+  }
+  const e = values as Partial<Env>;
+  problems.push(...crossChecks(e));
+  if (problems.length) return { problems, values: e };
+  return { config: toConfig(e as Env), problems, values: e };
+}
+
 /** Parses the environment once; every bad variable is named with its reason. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
-    throw new ConfigError(problems);
-  }
-  const e = parsed.data;
+  const { config, problems } = checkEnv(env);
+  if (!config) throw new ConfigError(problems);
+  return config;
+}
+
+function crossChecks(e: Partial<Env>): string[] {
   const problems: string[] = [];
-  if (e.TASK_SYNC_DEFAULT_TIMEOUT > e.TASK_SYNC_MAX_TIMEOUT) {
+  if (e.TASK_SYNC_DEFAULT_TIMEOUT !== undefined && e.TASK_SYNC_MAX_TIMEOUT !== undefined && e.TASK_SYNC_DEFAULT_TIMEOUT > e.TASK_SYNC_MAX_TIMEOUT) {
     problems.push('TASK_SYNC_DEFAULT_TIMEOUT: must not exceed TASK_SYNC_MAX_TIMEOUT');
   }
-  const queued = taskSyncQueueLimits(e, problems);
-  for (const prefix of e.TASK_SYNC_ALLOWED_URLS) {
-    if (!/^https?:\/\/[^/]+/i.test(prefix)) {
-      problems.push(`TASK_SYNC_ALLOWED_URLS: "${prefix}" is not an http(s) URL prefix`);
-    }
+  if (QUEUE_VARIABLES.every((name) => name in e)) taskSyncQueueLimits(e as Env, problems);
+  for (const prefix of e.TASK_SYNC_ALLOWED_URLS ?? []) {
+    const why = urlPrefixProblem(prefix);
+    if (why) problems.push(`TASK_SYNC_ALLOWED_URLS: "${prefix}" ${why}`);
   }
   const appId = e.LARK_APP_ID ?? e.APP_ID;
   const appSecret = e.LARK_APP_SECRET ?? e.APP_SECRET;
   if (appId && !appSecret) problems.push('LARK_APP_SECRET: required when LARK_APP_ID is set');
   // Lark app ids are "cli_" + 16 hex digits; the SDK's long connection silently refuses others.
   if (appId && !/^cli_[0-9a-fA-F]{16}$/.test(appId)) problems.push(`${e.LARK_APP_ID ? 'LARK_APP_ID' : 'APP_ID'}: expected "cli_" followed by 16 hex digits, got "${appId}"`);
-  if (problems.length) throw new ConfigError(problems);
+  return problems;
+}
 
+/** Why a TASK_SYNC_ALLOWED_URLS entry cannot be used as an allow-list prefix, or undefined. */
+function urlPrefixProblem(prefix: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(prefix);
+  } catch {
+    return 'is not a valid URL (expected e.g. https://open.feishu.cn/anycross/trigger/callback/)';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'is not an http(s) URL prefix';
+  if (!/^https?:\/\/[^/]+/i.test(prefix)) return 'is not an http(s) URL prefix';
+  if (url.username || url.password) return 'must not carry credentials';
+  return undefined;
+}
+
+const QUEUE_VARIABLES = [
+  'TASK_SYNC_CONCURRENCY',
+  'API_AUTH',
+  'API_TOKENS',
+  'TASK_SYNC_CONCURRENCY_PER_CLIENT',
+  'TASK_SYNC_CONCURRENCY_PER_HOST',
+  'TASK_SYNC_MAX_QUEUED_RECORDS',
+  'TASK_SYNC_MAX_QUEUED_BYTES',
+  'TASK_SYNC_MAX_QUEUED_RECORDS_PER_CLIENT',
+  'TASK_SYNC_MAX_QUEUED_BYTES_PER_CLIENT',
+  'TASK_SYNC_MAX_RECORDS',
+] as const;
+
+function toConfig(e: Env): Config {
+  const queued = taskSyncQueueLimits(e, []);
+  const appId = e.LARK_APP_ID ?? e.APP_ID;
+  const appSecret = e.LARK_APP_SECRET ?? e.APP_SECRET;
   const host = e.HOST;
   const hostForUrl = host.includes(':') ? `[${host}]` : host;
   return Object.freeze({
@@ -265,7 +262,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retention: { jobDays: e.JOB_RETENTION_DAYS, jobMax: e.JOB_RETENTION_MAX },
     storeCompactBytes: e.STORE_COMPACT_KB * 1024,
     sentryDsn: e.SENTRY_DSN,
+    sentryEnvironment: e.SENTRY_ENVIRONMENT,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
   });
 }
 
@@ -296,38 +295,5 @@ function taskSyncQueueLimits(e: Env, problems: string[]) {
   return limits;
 }
 
-/** One line per feature for the start-up banner; never prints secrets. */
-export function describeFeatures(config: Config): string[] {
-  const lines: string[] = [];
-  lines.push(
-    config.lark.appId
-      ? `Lark: on — app ${config.lark.appId} at ${config.lark.domain}, events over ${config.lark.eventMode}`
-      : 'Lark: off — LARK_APP_ID not set',
-  );
-  const { appId, encryptKey, verificationToken } = config.lark;
-  if (appId && !encryptKey && !verificationToken) {
-    lines.push('Lark events and card callbacks: refused — set LARK_ENCRYPT_KEY (recommended) or LARK_VERIFICATION_TOKEN');
-  } else if (appId) {
-    // Legacy card callbacks are signed with the verification token only (see src/lark/verify-callback.ts).
-    lines.push(
-      verificationToken
-        ? 'Lark card callbacks: 2.0 and legacy'
-        : 'Lark card callbacks: 2.0 only — legacy card callbacks are refused: set LARK_VERIFICATION_TOKEN to accept them',
-    );
-    if (!encryptKey) lines.push('Lark events: WARNING LARK_ENCRYPT_KEY not set: callbacks are checked by the verification token only (no signature, no time window)');
-  }
-  if (config.lark.appId && !config.lark.assistantUserId) lines.push('Approval flows: LARK_ASSISTANT_USER_ID not set — tasks of any user at check/execute nodes are handled');
-  const chats = Object.entries(config.chats).filter(([, v]) => v).map(([k]) => k);
-  lines.push(
-    chats.length ? `Summaries (POST /api/endpoint): chats ${chats.join(', ')}` : 'Summaries: off — CHAT_ID not set',
-  );
-  if (!config.auth.enabled) lines.push('API auth: OFF (API_AUTH=off) — only behind nginx allow rules');
-  else if (config.auth.tokens.length === 0) lines.push('API auth: no API_TOKENS set — /api/* answers 401');
-  else lines.push(`API auth: ${config.auth.tokens.length} bearer token(s)`);
-  lines.push(
-    `Task sync: ${config.taskSync.concurrency} concurrent calls (${config.taskSync.concurrencyPerClient} per client, ${config.taskSync.concurrencyPerHost} per host), queue bound ${config.taskSync.maxQueuedRecords} records (${config.taskSync.maxQueuedRecordsPerClient} per client), allowed prefixes ${config.taskSync.allowedPrefixes.join(' ')}`,
-  );
-  if (!config.taskSync.verifySsl) lines.push('Task sync: WARNING TLS verification is OFF (ANYCROSS_VERIFY_SSL=false)');
-  lines.push(config.sentryDsn ? 'Sentry: on' : 'Sentry: off — SENTRY_DSN not set');
-  return lines;
-}
+// The start-up banner lives in banner.ts; re-exported for the callers that know it from here.
+export { describeFeatures } from './banner.js';

@@ -91,8 +91,25 @@ export class FlowRegistry {
   private reject(name: string, problems: FlowProblem[]): void {
     this.problemsByFile.set(name, problems);
     const kept = this.byFile.get(name);
-    for (const p of problems) this.logger.error({ file: p.file, path: p.path }, `invalid flow: ${formatProblem(p)}`);
+    const unset = unsetVariables(problems);
+    if (unset && !kept) {
+      // Not configured yet (the shipped examples on a fresh clone): not an error. At start main
+      // says it once for all such files; later, one line for this file.
+      if (this.loaded) this.logger.warn({ file: name, unset }, `flow not loaded until its variables are set: ${name} (${unset.join(', ')})`);
+    } else {
+      for (const p of problems) this.logger.error({ file: p.file, path: p.path }, `invalid flow: ${formatProblem(p)}`);
+    }
     if (kept) this.logger.warn({ file: name, flow: kept.id }, 'keeping the last good version of this flow');
+  }
+
+  /** Files not loaded only because variables they use are not set, with those variables. */
+  notConfigured(): Array<{ file: string; unset: string[] }> {
+    const out: Array<{ file: string; unset: string[] }> = [];
+    for (const [file, problems] of this.problemsByFile) {
+      const unset = unsetVariables(problems);
+      if (unset && !this.byFile.has(file)) out.push({ file, unset });
+    }
+    return out.sort((a, b) => a.file.localeCompare(b.file));
   }
 
   all(): Flow[] {
@@ -138,4 +155,10 @@ export class FlowRegistry {
       .filter((p) => p.needsEnv === variable)
       .map((p) => p.file);
   }
+}
+
+/** The variables a file lacks, when that is all that is wrong with it; otherwise undefined. */
+function unsetVariables(problems: FlowProblem[]): string[] | undefined {
+  if (!problems.length || !problems.every((p) => p.missingEnv)) return undefined;
+  return [...new Set(problems.map((p) => p.missingEnv!))];
 }

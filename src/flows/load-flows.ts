@@ -8,6 +8,8 @@ export interface FlowProblem {
   message: string;
   /** Set when the file is fine but the service lacks this environment variable to run it. */
   needsEnv?: string;
+  /** Set when the problem is a "${env:NAME}" of the file whose variable is not set. */
+  missingEnv?: string;
 }
 
 export type FlowLoad = { ok: true; flow: Flow } | { ok: false; problems: FlowProblem[] };
@@ -15,12 +17,12 @@ export type FlowLoad = { ok: true; flow: Flow } | { ok: false; problems: FlowPro
 const ENV_REF = /\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 /** Replaces "${env:NAME}" in every string; a missing variable is a problem at that JSON path. */
-function substituteEnv(node: unknown, env: NodeJS.ProcessEnv, path: string, problems: Array<{ path: string; message: string }>): unknown {
+function substituteEnv(node: unknown, env: NodeJS.ProcessEnv, path: string, problems: Array<{ path: string; message: string; missingEnv: string }>): unknown {
   if (typeof node === 'string') {
     return node.replace(ENV_REF, (_, name: string) => {
       const v = env[name];
       if (v === undefined || v === '') {
-        problems.push({ path, message: `environment variable ${name} is not set` });
+        problems.push({ path, message: `environment variable ${name} is not set`, missingEnv: name });
         return '';
       }
       return v;
@@ -41,7 +43,7 @@ export function parseFlowText(file: string, text: string, env: NodeJS.ProcessEnv
   } catch (err) {
     return { ok: false, problems: [{ file, path: '(file)', message: `not valid JSON: ${(err as Error).message}` }] };
   }
-  const envProblems: Array<{ path: string; message: string }> = [];
+  const envProblems: Array<{ path: string; message: string; missingEnv: string }> = [];
   const substituted = substituteEnv(json, env, '', envProblems);
   const parsed = flowFileSchema.safeParse(substituted);
   const problems: FlowProblem[] = envProblems.map((p) => ({ file, ...p }));
