@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { config as loadDotenv } from 'dotenv';
 import { createApp } from './app.js';
@@ -60,7 +59,14 @@ async function main(): Promise<void> {
   let handle: RequestListener = answerStarting;
   const server: Server = createServer((req, res) => handle(req, res));
   server.listen(config.port, config.host);
-  const listenFailed = await Promise.race([once(server, 'listening').then(() => undefined), once(server, 'error').then(([err]) => err as NodeJS.ErrnoException)]);
+  const listenFailed = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    const failed = (err: NodeJS.ErrnoException) => resolve(err);
+    server.once('error', failed);
+    server.once('listening', () => {
+      server.off('error', failed);
+      resolve(undefined);
+    });
+  });
   if (listenFailed) {
     await deps.store.close();
     await deps.upstream.close();
