@@ -169,6 +169,15 @@ describe.skipIf(!NGINX)('nginx with TLS in front of the service (real nginx, rea
     expect(JSON.parse(answer.body)).toMatchObject({ status: 'success', results: [{ recordId: 'slow', status: 'success' }] });
     expect(tookMs).toBeGreaterThan(NGINX_DEFAULT_READ_TIMEOUT_S * 1000);
   }, 120_000);
+
+  // Last: it stops the service.
+  it('answers in JSON when the service is not running: 503 with Retry-After', async () => {
+    expect(await service.kill('SIGTERM')).toBe(0);
+    const down = await call(`${https}/api/task-sync/status/any`, { ca, headers: auth });
+    expect(down.status).toBe(503);
+    expect(down.headers['retry-after']).toBe('5');
+    expect(JSON.parse(down.body)).toEqual({ error: { code: 'unavailable', message: expect.stringContaining('not running') } });
+  });
 });
 
 /** The service's access log line for a request id. */
