@@ -37,7 +37,8 @@ export function describeFeatures(config: Config): string[] {
 }
 
 /** The banner's line about flows: how many run, and which files wait for variables (one line for all of them). */
-export function describeFlows(loaded: number, notConfigured: ReadonlyArray<{ file: string; unset: readonly string[] }>): string {
+export function describeFlows(loaded: number, notConfigured: ReadonlyArray<{ file: string; unset: readonly string[] }>, missingDir?: string): string {
+  if (missingDir) return `Flows: WARNING FLOWS_DIR ${missingDir} does not exist: no flows are loaded (resolved from ${process.cwd()})`;
   if (!notConfigured.length) return `Flows: ${loaded} loaded`;
   const waiting = notConfigured.map((f) => `${f.file} (${f.unset.join(', ')})`).join(', ');
   return `Flows: ${loaded} loaded; ${notConfigured.length} not loaded until their variables are set: ${waiting}`;

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { config as loadDotenv } from 'dotenv';
 import { createApp } from './app.js';
@@ -133,7 +134,8 @@ async function main(): Promise<void> {
   // Announced once a stop signal is handled: whoever waits for this line may send one at once.
   logger.info({ dataDir: config.dataDir, resumedJobs: resumed, resumedRuns, resumedReplies, flows: deps.flows.all().length }, `lark-bridge listening on ${where}`);
   for (const line of describeFeatures(config)) (line.includes('WARNING') ? logger.warn(line) : logger.info(line));
-  logger.info(describeFlows(deps.flows.all().length, deps.flows.notConfigured()));
+  const flowsLine = describeFlows(deps.flows.all().length, deps.flows.notConfigured(), existsSync(config.flowsDir) ? undefined : config.flowsDir);
+  (flowsLine.includes('WARNING') ? logger.warn(flowsLine) : logger.info(flowsLine));
 }
 
 main().catch((err: unknown) => {

@@ -14,7 +14,8 @@ export async function checkStartEnvironment(v: Partial<Env>): Promise<string[]> 
   const found = await Promise.all([
     v.ANYCROSS_CA_BUNDLE ? caBundleProblem(v.ANYCROSS_CA_BUNDLE) : undefined,
     v.DATA_DIR ? dataDirProblem(v.DATA_DIR) : undefined,
-    v.FLOWS_DIR ? folderProblem('FLOWS_DIR', v.FLOWS_DIR, 'the flow files') : undefined,
+    // A FLOWS_DIR that does not exist means no flows (the start-up banner warns); a file is a mistake.
+    v.FLOWS_DIR ? folderProblem('FLOWS_DIR', v.FLOWS_DIR, 'the flow files', { mayBeMissing: true }) : undefined,
     v.TEMPLATES_DIR ? folderProblem('TEMPLATES_DIR', v.TEMPLATES_DIR, 'the card templates') : undefined,
     v.HOST !== undefined ? hostProblem(v.HOST) : undefined,
   ]);
@@ -62,9 +63,10 @@ async function dataDirProblem(path: string): Promise<string | undefined> {
   }
 }
 
-async function folderProblem(name: string, path: string, what: string): Promise<string | undefined> {
+async function folderProblem(name: string, path: string, what: string, o: { mayBeMissing?: boolean } = {}): Promise<string | undefined> {
   const info = await stat(path).catch((err: NodeJS.ErrnoException) => err);
   if (info instanceof Error) {
+    if (info.code === 'ENOENT' && o.mayBeMissing) return undefined;
     return info.code === 'ENOENT' ? `${name}: ${path} does not exist (the folder of ${what}; resolved from ${process.cwd()})` : `${name}: ${fileError(path, info)}`;
   }
   return info.isDirectory() ? undefined : `${name}: ${path} is a file, not the folder of ${what}`;

@@ -79,7 +79,7 @@ describe('operator errors are one line each, all at once, exit 2', () => {
     ['a DATA_DIR that is a file', { DATA_DIR: '<dir>/not-a-dir' }, /^DATA_DIR: .*not-a-dir is a file, not a directory/],
     ['an unresolvable HOST', { HOST: UNRESOLVABLE }, new RegExp(`^HOST: cannot resolve "${UNRESOLVABLE}" \\(ENOTFOUND\\)`)],
     ['a missing TEMPLATES_DIR', { TEMPLATES_DIR: '<dir>/templatez' }, /^TEMPLATES_DIR: .*templatez does not exist \(the folder of the card templates/],
-    ['a missing FLOWS_DIR', { FLOWS_DIR: '<dir>/flowz' }, /^FLOWS_DIR: .*flowz does not exist/],
+    ['a FLOWS_DIR that is a file', { FLOWS_DIR: '<dir>/not-a-dir' }, /^FLOWS_DIR: .*not-a-dir is a file, not the folder of the flow files$/],
     ['an invalid SENTRY_DSN (said in our words, not by the Sentry SDK)', { SENTRY_DSN: 'https://sentry.example.com/no-key' }, /^SENTRY_DSN: expected a DSN such as https:\/\/<public key>@/],
   ])('%s: one line naming the variable', async (_name, env, expected) => {
     const withDir = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.replace('<dir>', dir)]));
