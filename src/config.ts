@@ -128,6 +128,8 @@ const envSchema = z.object({
   STORE_COMPACT_KB: int(32 * 1024, 16, 4 * 1024 * 1024),
 
   SENTRY_DSN: optionalString,
+  // Bearer token of GET /metrics (its own: not one of API_TOKENS); unset, /metrics refuses every scrape.
+  METRICS_TOKEN: optionalString,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -182,6 +184,7 @@ export interface Config {
   /** The embedded store compacts once its journal has grown by this many bytes. */
   readonly storeCompactBytes: number;
   readonly sentryDsn?: string;
+  readonly metricsToken?: string;
   readonly logLevel: Env['LOG_LEVEL'];
 }
 
@@ -223,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (appId && !appSecret) problems.push('LARK_APP_SECRET: required when LARK_APP_ID is set');
   // Lark app ids are "cli_" + 16 hex digits; the SDK's long connection silently refuses others.
   if (appId && !/^cli_[0-9a-fA-F]{16}$/.test(appId)) problems.push(`${e.LARK_APP_ID ? 'LARK_APP_ID' : 'APP_ID'}: expected "cli_" followed by 16 hex digits, got "${appId}"`);
+  if (e.METRICS_TOKEN !== undefined && e.METRICS_TOKEN.length < 16) problems.push('METRICS_TOKEN: must be at least 16 characters');
   if (problems.length) throw new ConfigError(problems);
 
   const host = e.HOST;
@@ -265,6 +269,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retention: { jobDays: e.JOB_RETENTION_DAYS, jobMax: e.JOB_RETENTION_MAX },
     storeCompactBytes: e.STORE_COMPACT_KB * 1024,
     sentryDsn: e.SENTRY_DSN,
+    metricsToken: e.METRICS_TOKEN,
     logLevel: e.LOG_LEVEL,
   });
 }
@@ -329,5 +334,6 @@ export function describeFeatures(config: Config): string[] {
   );
   if (!config.taskSync.verifySsl) lines.push('Task sync: WARNING TLS verification is OFF (ANYCROSS_VERIFY_SSL=false)');
   lines.push(config.sentryDsn ? 'Sentry: on' : 'Sentry: off — SENTRY_DSN not set');
+  lines.push(config.metricsToken ? 'Metrics: GET /metrics with METRICS_TOKEN' : 'Metrics: off — METRICS_TOKEN not set (GET /metrics answers 401)');
   return lines;
 }

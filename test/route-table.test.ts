@@ -176,6 +176,8 @@ describe('the route table', () => {
     expect(byPath).toEqual({
       'GET /healthz': 'public',
       'GET /readyz': 'public',
+      'GET /api/status': 'bearer',
+      'GET /metrics': 'metrics-token',
       'POST /api/task-sync': 'bearer',
       'GET /api/task-sync/status/:jobId': 'bearer',
       'POST /api/endpoint': 'bearer',

@@ -29,6 +29,8 @@ export interface RunDeps {
   approvalLink: (instanceCode: string) => string;
   /** Jitter of the business-call backoff (tests pin it). */
   random?: () => number;
+  /** Told of each run that reaches an end state, once it is archived (metrics, GET /api/status). */
+  runEnded?: (run: Readonly<Run>) => void;
 }
 
 /**
@@ -297,6 +299,7 @@ export class RunStory {
   private async archive(run: Run): Promise<void> {
     run.updatedAt = nextStamp(this.o.clock.now(), run.updatedAt);
     await this.o.runs.archive(structuredClone(run));
+    this.o.runEnded?.(run);
   }
 
   flowOf(run: Run): ApprovalFlow | undefined {

@@ -4,10 +4,11 @@ import type { Clock } from '../clock.js';
 import { InvalidInput } from '../errors.js';
 import { route, type Guard, type Route } from '../http/route.js';
 import type { Logger } from '../log.js';
+import type { DuplicateKind, Metrics } from '../metrics/metrics.js';
 import type { KeySpace } from '../store/store.js';
 import type { SignatureHeaders } from './event-security.js';
 import { readReceivedMessage, type ReceivedMessage } from './received-message.js';
-import { handleOnce, type SeenMark } from './seen-events.js';
+import { handleOnce, type Once, type SeenMark } from './seen-events.js';
 import { verifyCardCallback, verifyEventCallback, type LarkSecrets, type VerifiedCallback } from './verify-callback.js';
 
 export type EventDispatcher = lark.EventDispatcher;
@@ -44,6 +45,15 @@ export interface IntakeOptions extends LarkSecrets {
   clock: Clock;
   logger: Logger;
   handlers: IntakeHandlers;
+  /** Counts the repeats dropped. */
+  metrics?: Metrics;
+}
+
+/** handleOnce on the intake's seen ids, counting a repeat by what it repeated. */
+async function once<T>(o: IntakeOptions, kind: DuplicateKind, key: string, work: () => Promise<T>): Promise<Once<T>> {
+  const result = await handleOnce(o.seenEvents, o.clock, key, work);
+  if (!result.ran) o.metrics?.eventDuplicate(kind);
+  return result;
 }
 
 /** What Lark shows the presser: a toast. https://open.feishu.cn/document/uAjLw4CM/ukzMukzMukzM/feishu-cards/card-callback-communication */
@@ -78,7 +88,7 @@ export function createEventDispatcher(o: IntakeOptions): lark.EventDispatcher {
   };
   dispatcher.register({
     approval_task: async (data: Record<string, unknown>) => {
-      await handleOnce(o.seenEvents, o.clock, idOf(data), () =>
+      await once(o, 'event', idOf(data), () =>
         o.handlers.approvalTask({
           approvalCode: String(data.approval_code ?? ''),
           instanceCode: String(data.instance_code ?? ''),
@@ -92,15 +102,15 @@ export function createEventDispatcher(o: IntakeOptions): lark.EventDispatcher {
     },
     // Card presses over the long connection (and to the event URL, when the console sends them there).
     'card.action.trigger': async (data: Record<string, unknown>) => {
-      const once = await handleOnce(o.seenEvents, o.clock, idOf(data), () => pressCard(o, data));
-      return once.ran ? once.result : {};
+      const pressed = await once(o, 'card', idOf(data), () => pressCard(o, data));
+      return pressed.ran ? pressed.result : {};
     },
     // Lark may deliver one message under several event ids: claimed by event id, then by message id.
     'im.message.receive_v1': async (data: Record<string, unknown>) => {
       const msg = readReceivedMessage(data);
       const handle = o.handlers.message;
       if (!handle) return undefined;
-      await handleOnce(o.seenEvents, o.clock, msg.eventId, () => handleOnce(o.seenEvents, o.clock, messageKey(msg.messageId), () => handle(msg)));
+      await once(o, 'event', msg.eventId, () => once(o, 'message', messageKey(msg.messageId), () => handle(msg)));
       return undefined;
     },
   } as Record<string, (data: any) => Promise<unknown>>);
@@ -169,7 +179,7 @@ export function larkIntakeRoutes(o: IntakeOptions, dispatcher: lark.EventDispatc
           return;
         }
         if (verified.kind !== 'card') throw new InvalidInput('not a card callback');
-        const once = await handleOnce(o.seenEvents, o.clock, verified.dedupKey, async () => {
+        const pressed = await once(o, 'card', verified.dedupKey, async () => {
           // Our headers, never the client's: the SDK reads data.headers for legacy callbacks, and
           // everything in them was verified above.
           const h = signatureHeaders(ctx);
@@ -179,7 +189,7 @@ export function larkIntakeRoutes(o: IntakeOptions, dispatcher: lark.EventDispatc
           if ('error' in out) throw out.error;
           return out.answer;
         });
-        ctx.body = once.ran ? once.result : {};
+        ctx.body = pressed.ran ? pressed.result : {};
       },
     }),
   ];

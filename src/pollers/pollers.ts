@@ -6,6 +6,7 @@ import type { FlowRegistry } from '../flows/flow-registry.js';
 import type { NotifyTarget, PollerFlow } from '../flows/poller-flow-schema.js';
 import type { Messenger } from '../lark/messages.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { createNotifier } from '../notify/create-notifier.js';
 import { describeWebhook, type Notifier } from '../notify/notifier.js';
 import type { Store } from '../store/store.js';
@@ -32,6 +33,7 @@ export interface PollersOptions {
   backoffCapMs?: number;
   /** Jitter of the backoff (tests pin it). */
   random?: () => number;
+  metrics?: Metrics;
 }
 
 interface Entry {
@@ -241,6 +243,7 @@ export class Pollers {
       if (outcome.posted.length) this.o.logger.info({ poller: flow.id, posted: outcome.posted.length, deferred: outcome.deferred }, 'poller posted new items');
     }
     state.counts.runs++;
+    this.o.metrics?.pollerRun(flow.id, !error, outcome?.posted.length ?? 0, outcome?.failed.length ?? 0);
     if (error) this.recordError(state, error, backOff, finishedAt);
     else this.clearError(state);
     const summary = summaryOf(trigger, startedAt, finishedAt, outcome, error);

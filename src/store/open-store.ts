@@ -27,6 +27,8 @@ export interface JournalStoreOptions {
   compactAtBytes?: number;
   /** ...or when it holds changes older than this (default 15 minutes). */
   compactEveryMs?: number;
+  /** Told the duration (s) and bytes of each group commit (metrics). */
+  onCommit?: (seconds: number, bytes: number) => void;
 }
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -108,6 +110,7 @@ export async function openJournalStore(options: JournalStoreOptions): Promise<Jo
     }
 
     const journal = await replayJournals(ops, dir, first, gens, state, log);
+    journal.onCommit = options.onCommit;
     return createJournalStore({
       ops,
       dir,
