@@ -81,7 +81,8 @@ export function flowsCheck(flows: FlowRegistry): ReadinessCheck {
       if (!flows.loaded) return { ok: false, detail: 'flows not loaded yet' };
       const counts = { approval: 0, poller: 0 };
       for (const f of flows.all()) counts[f.kind]++;
-      const invalid = flows.problems().map((p) => {
+      const problems = flows.problems().sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+      const invalid = problems.map((p) => {
         const kept = flows.inForceFrom(p.file);
         return { file: p.file, path: p.path, reason: p.message, ...(kept ? { keeps: kept.id } : {}) };
       });

@@ -211,8 +211,9 @@ export class TaskSyncWorker {
     job.status = finalStatus(job.results as RecordResult[]);
     job.completedAt = now;
     job.updatedAt = now;
-    await this.o.jobs.archive(job);
+    // Counted as the status is set: a reader who sees the job final sees it counted.
     this.finished.set(job.status, (this.finished.get(job.status) ?? 0) + 1);
+    await this.o.jobs.archive(job);
     this.o.logger.info({ jobId: job.id, status: job.status, records: job.records.length }, 'task-sync job finished');
     for (const notify of [...(this.waiters.get(job.id) ?? [])]) notify(job);
   }
