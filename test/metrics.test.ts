@@ -67,7 +67,7 @@ function value(text: string, name: string, labels: Record<string, string> = {}):
 
 describe('GET /metrics', () => {
   it('refuses a scrape without the metrics token: none, a wrong one, an API token, a token in the query', async () => {
-    for (const headers of [{}, { authorization: 'Bearer wrong-metrics-token-0000' }, { authorization: `Bearer ${TOKEN}` }, { authorization: METRICS_TOKEN }]) {
+    for (const headers of [{} as Record<string, string>, { authorization: 'Bearer wrong-metrics-token-0000' }, { authorization: `Bearer ${TOKEN}` }, { authorization: METRICS_TOKEN }]) {
       const res = await fetch(`${h.app.url}/metrics`, { headers });
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toBe('Bearer');
