@@ -131,7 +131,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
   const postNewReplies = larkApis ? replyRemindersFor(store, { messenger: larkApis.messenger, clock, logger }) : undefined;
   prometheus?.observe(serviceSources({ worker, store, flows }));
   const tenantToken = larkApis?.tenantToken;
-  return { config, logger, clock, store, worker, messenger, upstream, flows, engine, pollers, botIdentity, chatReplies, postNewReplies, metrics, runFailures, tenantToken };
+  return { config, logger, clock, store, worker, messenger, upstream, flows, engine, pollers, botIdentity, chatReplies, postNewReplies, metrics: prometheus, runFailures, tenantToken };
 }
 
 /** What @bot replies need to know of the pollers: which are in force, their sources, their `replies` setting. */
