@@ -119,16 +119,17 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
         })
       : undefined;
 
+  // The new-reply reminder: the poller run posts a replies feed's new comments into card threads with it.
+  const postNewReplies = larkApis ? replyRemindersFor(store, { messenger: larkApis.messenger, clock, logger }) : undefined;
   // Built here, started by main (and test harnesses) once the app listens.
-  const pollers = new Pollers({ flows, store, upstream: upstreamFor('poller'), messenger, clock, logger, templatesDir: config.templatesDir, metrics });
+  const pollers = new Pollers({ flows, store, upstream: upstreamFor('poller'), messenger, clock, logger, templatesDir: config.templatesDir, metrics, postNewReplies });
 
-  // @bot replies and the new-reply reminder. Targets: the poller flows in force and their sources.
+  // @bot replies. Targets: the poller flows in force and their sources.
   const botIdentity = larkApis ? new BotIdentity(larkApis.botInfo, clock, logger) : undefined;
   const chatReplies =
     larkApis && botIdentity
       ? chatRepliesFor(store, { targets: options.replyTargets ?? replyTargetsOf(flows, pollers), bot: botIdentity, userNames: larkApis.userNames, messenger: larkApis.messenger, clock, logger })
       : undefined;
-  const postNewReplies = larkApis ? replyRemindersFor(store, { messenger: larkApis.messenger, clock, logger }) : undefined;
   prometheus?.observe(serviceSources({ worker, store, flows }));
   const tenantToken = larkApis?.tenantToken;
   return { config, logger, clock, store, worker, messenger, upstream, flows, engine, pollers, botIdentity, chatReplies, postNewReplies, metrics: prometheus, runFailures, tenantToken };
