@@ -13,7 +13,7 @@ import { createLarkApis } from './lark/lark-apis.js';
 import { RunInbox, type CallbackResult, type InboxItem } from './flows/run-inbox.js';
 import type { Logger } from './log.js';
 import type { FileOps } from './store/file-ops.js';
-import { openJournalStore } from './store/open-store.js';
+import { openStore } from './store/open-store.js';
 import { chatRepliesFor, replyRemindersFor } from './pollers/replies/replies-from-store.js';
 import type { ReplyTargets } from './pollers/replies/reply-target.js';
 import { POSTED_CARDS } from './pollers/feed.js';
@@ -30,7 +30,10 @@ export interface DepsOptions {
 
 /** The one place where real implementations are chosen; tests build AppDeps with fakes instead. */
 export async function createDeps(config: Config, logger: Logger, clock: Clock = systemClock, options: DepsOptions = {}): Promise<AppDeps> {
-  const store = await openJournalStore({
+  // PostgreSQL when DATABASE_URL is set, else the embedded journal store on DATA_DIR.
+  const store = await openStore({
+    database: config.database,
+    leaseMs: config.database?.leaseMs,
     dir: config.dataDir,
     clock,
     fileOps: options.fileOps,
