@@ -10,7 +10,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { chown, mkdtemp, rm } from 'node:fs/promises';
+import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,7 @@ export interface PostgresCluster {
   createDatabase(prefix?: string): Promise<string>;
   /** Stops the server as an operator or a crash would (`fast`: SIGINT, `immediate`: SIGQUIT). */
   stop(mode?: 'fast' | 'immediate'): Promise<void>;
-  /** Starts it again on the same directory and port. */
+  /** Starts it again on the same directory and port (nothing when it runs). */
   start(): Promise<void>;
   /** The server's log, for a failure message. */
   log(): Promise<string>;
@@ -101,8 +101,13 @@ function run(bin: string, args: string[], user: { uid: number; gid: number } | u
   });
 }
 
+export interface PostgresOptions {
+  /** Serve TLS with this certificate and key (PEM), and refuse connections without TLS (pg_hba hostssl). */
+  tls?: { cert: string; key: string };
+}
+
 /** Starts a cluster; call `dispose()` in afterAll. */
-export async function startPostgres(): Promise<PostgresCluster> {
+export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresCluster> {
   const binDir = findPostgresBinaries();
   if (!binDir) throw new Error(postgresSkipReason() ?? 'no PostgreSQL binaries');
   const user = serverUser();
@@ -111,8 +116,20 @@ export async function startPostgres(): Promise<PostgresCluster> {
   const dataDir = join(root, 'data');
   // --no-sync and fsync=off: the tests are about our code, not the disk; the benchmark keeps fsync on.
   await run(join(binDir, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], user);
+  const tlsArgs: string[] = [];
+  if (options.tls) {
+    const files = { cert: join(dataDir, 'server.crt'), key: join(dataDir, 'server.key') };
+    await writeFile(files.cert, options.tls.cert);
+    await writeFile(files.key, options.tls.key, { mode: 0o600 }); // the server refuses a key others can read
+    // Loopback only, and only over TLS.
+    await writeFile(join(dataDir, 'pg_hba.conf'), 'hostssl all all 127.0.0.1/32 trust\n');
+    if (user) for (const f of [files.cert, files.key, join(dataDir, 'pg_hba.conf')]) await chown(f, user.uid, user.gid);
+    tlsArgs.push('-c', 'ssl=on', '-c', `ssl_cert_file=${files.cert}`, '-c', `ssl_key_file=${files.key}`);
+  }
 
   const host = '127.0.0.1';
+  // Our own setup connections: encrypted when the server wants it, not checked (we made the cert).
+  const adminTls = options.tls ? { ssl: { rejectUnauthorized: false } } : {};
   let port = 0;
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
@@ -122,7 +139,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
   process.once('exit', killOnExit);
 
   const launch = async (): Promise<void> => {
-    const args = ['-D', dataDir, '-p', String(port), '-c', `listen_addresses=${host}`, '-c', 'unix_socket_directories=', '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200', '-c', 'log_min_messages=warning'];
+    const args = ['-D', dataDir, '-p', String(port), '-c', `listen_addresses=${host}`, '-c', 'unix_socket_directories=', '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200', '-c', 'log_min_messages=warning', ...tlsArgs];
     const proc = spawn(join(binDir, 'postgres'), args, { stdio: ['ignore', 'ignore', 'pipe'], ...user });
     child = proc;
     let log = '';
@@ -136,7 +153,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
     const deadline = Date.now() + 20_000;
     for (;;) {
       if (gone) throw new Error(`postgres exited at start:\n${log}`);
-      const client = new pg.Client({ host, port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 1000 });
+      const client = new pg.Client({ host, port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 1000, ...adminTls });
       client.on('error', () => undefined);
       try {
         await client.connect();
@@ -174,7 +191,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
     url,
     async createDatabase(prefix = 'test') {
       const name = `${prefix.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${process.pid}_${++databases}`;
-      const admin = new pg.Client({ connectionString: url() });
+      const admin = new pg.Client({ connectionString: url(), ...adminTls });
       await admin.connect();
       try {
         await admin.query(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'`);
@@ -184,11 +201,14 @@ export async function startPostgres(): Promise<PostgresCluster> {
       return url(name);
     },
     async stop(mode = 'fast') {
-      if (!child || child.exitCode !== null) return;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
       child.kill(mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
       await exited;
     },
-    start: () => launch(),
+    async start() {
+      if (child && child.exitCode === null && child.signalCode === null) return; // running
+      await launch();
+    },
     log: async () => serverLog,
     async dispose() {
       process.off('exit', killOnExit);
