@@ -104,6 +104,8 @@ function run(bin: string, args: string[], user: { uid: number; gid: number } | u
 export interface PostgresOptions {
   /** Serve TLS with this certificate and key (PEM), and refuse connections without TLS (pg_hba hostssl). */
   tls?: { cert: string; key: string };
+  /** Keep fsync on (benchmarks: a commit costs what it costs in production). Tests turn it off. */
+  durable?: boolean;
 }
 
 /** Starts a cluster; call `dispose()` in afterAll. */
@@ -139,7 +141,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   process.once('exit', killOnExit);
 
   const launch = async (): Promise<void> => {
-    const args = ['-D', dataDir, '-p', String(port), '-c', `listen_addresses=${host}`, '-c', 'unix_socket_directories=', '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200', '-c', 'log_min_messages=warning', ...tlsArgs];
+    const args = ['-D', dataDir, '-p', String(port), '-c', `listen_addresses=${host}`, '-c', 'unix_socket_directories=', ...(options.durable ? [] : ['-c', 'fsync=off', '-c', 'full_page_writes=off']), '-c', 'max_connections=200', '-c', 'log_min_messages=warning', ...tlsArgs];
     const proc = spawn(join(binDir, 'postgres'), args, { stdio: ['ignore', 'ignore', 'pipe'], ...user });
     child = proc;
     let log = '';
