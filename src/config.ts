@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { whereIs } from './store/pg/pg-connection.js';
 
 // Anycross "integration flow" webhook triggers live under these prefixes on Feishu and Lark.
 export const DEFAULT_TASK_SYNC_PREFIXES = [
@@ -123,6 +124,15 @@ const envSchema = z.object({
   ANYCROSS_VERIFY_SSL: bool(true),
   ANYCROSS_CA_BUNDLE: optionalString,
 
+  // PostgreSQL instead of the embedded store (several replicas): see README "Running several replicas".
+  DATABASE_URL: optionalString,
+  DATABASE_POOL_MAX: int(10, 1, 1000),
+  DATABASE_STATEMENT_TIMEOUT_MS: int(10_000, 100, 3_600_000),
+  DATABASE_CONNECT_TIMEOUT_MS: int(5_000, 100, 120_000),
+  DATABASE_SSL: z.enum(['disable', 'require', 'verify-full']).optional(),
+  DATABASE_CA_FILE: optionalString,
+  DATABASE_LEASE_MS: int(30_000, 1_000, 3_600_000),
+
   JOB_RETENTION_DAYS: int(7, 1, 3650),
   JOB_RETENTION_MAX: int(100_000, 100, 10_000_000),
   STORE_COMPACT_KB: int(32 * 1024, 16, 4 * 1024 * 1024),
@@ -181,6 +191,19 @@ export interface Config {
     readonly caBundle?: string;
   };
   readonly retention: { readonly jobDays: number; readonly jobMax: number };
+  /** PostgreSQL instead of the embedded store on dataDir (DATABASE_URL set). */
+  readonly database?: {
+    /** Holds the password: never log it (whereIs() in src/store/pg/pg-connection.ts shows host and database). */
+    readonly url: string;
+    readonly poolMax: number;
+    readonly statementTimeoutMs: number;
+    readonly connectTimeoutMs: number;
+    /** Unset: as the URL's sslmode says (no TLS without one). */
+    readonly ssl?: 'disable' | 'require' | 'verify-full';
+    readonly caFile?: string;
+    /** How long a replica's claim on a job or run lasts without renewal. */
+    readonly leaseMs: number;
+  };
   /** The embedded store compacts once its journal has grown by this many bytes. */
   readonly storeCompactBytes: number;
   readonly sentryDsn?: string;
@@ -221,6 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       problems.push(`TASK_SYNC_ALLOWED_URLS: "${prefix}" is not an http(s) URL prefix`);
     }
   }
+  const database = databaseConfig(e, problems);
   const appId = e.LARK_APP_ID ?? e.APP_ID;
   const appSecret = e.LARK_APP_SECRET ?? e.APP_SECRET;
   if (appId && !appSecret) problems.push('LARK_APP_SECRET: required when LARK_APP_ID is set');
@@ -267,11 +291,43 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       caBundle: e.ANYCROSS_CA_BUNDLE,
     },
     retention: { jobDays: e.JOB_RETENTION_DAYS, jobMax: e.JOB_RETENTION_MAX },
+    database,
     storeCompactBytes: e.STORE_COMPACT_KB * 1024,
     sentryDsn: e.SENTRY_DSN,
     metricsToken: e.METRICS_TOKEN,
     logLevel: e.LOG_LEVEL,
   });
+}
+
+/** DATABASE_*: the URL is checked without ever echoing it (it holds the password). */
+function databaseConfig(e: Env, problems: string[]): Config['database'] {
+  const url = e.DATABASE_URL;
+  if (!url) {
+    for (const name of ['DATABASE_SSL', 'DATABASE_CA_FILE'] as const) if (e[name]) problems.push(`${name}: only used with DATABASE_URL, which is not set`);
+    return undefined;
+  }
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // no detail: the text of the URL must not reach a log
+  }
+  if (!parsed || (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') || !parsed.hostname) {
+    problems.push('DATABASE_URL: expected postgres://user:password@host:port/database (the value is not shown: it may hold a password)');
+    return undefined;
+  }
+  const urlTls = ['sslmode', 'ssl', 'sslrootcert', 'sslcert', 'sslkey'].filter((k) => parsed.searchParams.has(k));
+  if (e.DATABASE_SSL && urlTls.length) problems.push(`DATABASE_SSL: DATABASE_URL sets TLS too (${urlTls.join(', ')}): set it in one place`);
+  if (e.DATABASE_CA_FILE && e.DATABASE_SSL !== 'verify-full') problems.push('DATABASE_CA_FILE: only used with DATABASE_SSL=verify-full');
+  return {
+    url,
+    poolMax: e.DATABASE_POOL_MAX,
+    statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+    connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+    ssl: e.DATABASE_SSL,
+    caFile: e.DATABASE_CA_FILE,
+    leaseMs: e.DATABASE_LEASE_MS,
+  };
 }
 
 /** Concurrency shares and queue bounds: defaults that follow other variables, and the checks between them. */
@@ -335,5 +391,12 @@ export function describeFeatures(config: Config): string[] {
   if (!config.taskSync.verifySsl) lines.push('Task sync: WARNING TLS verification is OFF (ANYCROSS_VERIFY_SSL=false)');
   lines.push(config.sentryDsn ? 'Sentry: on' : 'Sentry: off — SENTRY_DSN not set');
   lines.push(config.metricsToken ? 'Metrics: GET /metrics with METRICS_TOKEN' : 'Metrics: off — METRICS_TOKEN not set (GET /metrics answers 401)');
+  const db = config.database;
+  if (db) {
+    lines.push(`Store: PostgreSQL at ${whereIs(db.url)} (pool ${db.poolMax}, TLS ${db.ssl ?? 'as the URL says'}), shared by every replica`);
+    if (db.ssl === 'require') lines.push('Store: WARNING DATABASE_SSL=require encrypts but does not check the server certificate: use verify-full with DATABASE_CA_FILE');
+  } else {
+    lines.push(`Store: embedded journal in ${config.dataDir} (one process; set DATABASE_URL for several replicas)`);
+  }
   return lines;
 }

@@ -13,7 +13,7 @@ import { createLarkApis } from './lark/lark-apis.js';
 import { RunInbox, type CallbackResult, type InboxItem } from './flows/run-inbox.js';
 import type { Logger } from './log.js';
 import type { FileOps } from './store/file-ops.js';
-import { openJournalStore } from './store/open-store.js';
+import { openStore } from './store/open-store.js';
 import { chatRepliesFor, replyRemindersFor } from './pollers/replies/replies-from-store.js';
 import type { ReplyTargets } from './pollers/replies/reply-target.js';
 import { POSTED_CARDS } from './pollers/feed.js';
@@ -38,7 +38,10 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
   // Counted only when they can be read (METRICS_TOKEN set): otherwise every hook is a no-op.
   const prometheus = config.metricsToken ? createPrometheusMetrics() : undefined;
   const metrics = prometheus ?? noMetrics;
-  const store = await openJournalStore({
+  // PostgreSQL when DATABASE_URL is set, else the embedded journal store on DATA_DIR.
+  const store = await openStore({
+    database: config.database,
+    leaseMs: config.database?.leaseMs,
     onCommit: prometheus && ((seconds, bytes) => prometheus.storeCommit(seconds, bytes)),
     dir: config.dataDir,
     clock,

@@ -65,7 +65,7 @@ function taskSyncStatus(worker: TaskSyncWorker, caller: string) {
 async function jobCounts(s: StatusSources) {
   const live: Record<string, number> = { queued: 0, running: 0 };
   for (const job of await s.jobs.live()) live[job.status] = (live[job.status] ?? 0) + 1;
-  return { live, finishedSinceStart: Object.fromEntries(s.worker.finished), archived: s.jobs.archivedCount() };
+  return { live, finishedSinceStart: Object.fromEntries(s.worker.finished), archived: await s.jobs.archivedCount() };
 }
 
 /** Each poller's schedule and last run, from the pollers themselves (the same view as GET /api/pollers, without source and target). */
