@@ -169,5 +169,5 @@ export function larkIntakeRoutes(o: IntakeOptions, dispatcher: lark.EventDispatc
 export function startLongConnection(appId: string, appSecret: string, domain: string, dispatcher: lark.EventDispatcher): { close(): void } {
   const ws = new lark.WSClient({ appId, appSecret, domain, loggerLevel: lark.LoggerLevel.warn });
   void ws.start({ eventDispatcher: dispatcher });
-  return { close: () => ws.close?.() };
+  return { close: () => ws.close() };
 }
