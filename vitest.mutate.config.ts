@@ -27,6 +27,8 @@ const CHEAPEST_FIRST = [
   'test/lark-event-dispatch.test.ts',
   'test/lark-intake.test.ts',
   'test/lark-cards.test.ts',
+  // the SDK long connection against the Lark emulator, in this process
+  'test/lark-long-connection.test.ts',
 ];
 
 /** Runs the files in the order above: a mutant is usually killed by the first, cheapest one (Stryker bails at the first failure). */
