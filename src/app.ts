@@ -4,7 +4,14 @@ import type { Config } from './config.js';
 import { bearerToken } from './http/auth.js';
 import { listRoutes, methodNotAllowed, routerFor, type Route, type RouteListing } from './http/route.js';
 import { renderErrors, type ErrorReporter } from './http/errors-middleware.js';
-import { healthRoutes, type ReadinessCheck } from './http/health-routes.js';
+import { flowsCheck, healthRoutes, storeCheck } from './http/health-routes.js';
+import { statusRoutes } from './http/status-routes.js';
+import type { RecentRunFailures } from './flows/recent-failures.js';
+import type { TenantTokenCheck } from './lark/tenant-token.js';
+import { httpMetrics } from './metrics/http-metrics.js';
+import type { Metrics, Scrape } from './metrics/metrics.js';
+import { metricsRoutes, metricsToken } from './metrics/metrics-routes.js';
+import { observedUpstream } from './metrics/observed-upstream.js';
 import type { ApprovalEngine } from './flows/approval-engine.js';
 import { businessCallbackRoutes } from './flows/callback-routes.js';
 import type { FlowRegistry } from './flows/flow-registry.js';
@@ -15,6 +22,7 @@ import type { UpstreamClient } from './upstream/client.js';
 import { requestIds } from './http/request-id.js';
 import { createUrlAllowList } from './jobs/allow-list.js';
 import type { Job } from './jobs/job.js';
+import type { Run } from './flows/run.js';
 import { createTaskSync, taskSyncRequestSchema } from './jobs/task-sync.js';
 import { taskSyncRoutes } from './jobs/task-sync-routes.js';
 import type { TaskSyncWorker } from './jobs/worker.js';
@@ -29,17 +37,6 @@ import type { Store } from './store/store.js';
 import type { SeenMark } from './lark/seen-events.js';
 import { createSummaryDelivery, type Delivery } from './summary/summary-delivery.js';
 import { summaryRoutes } from './summary/summary-routes.js';
-
-function flowsReadiness(flows: FlowRegistry): ReadinessCheck {
-  return {
-    name: 'flows',
-    async check() {
-      if (!flows.loaded) return { ok: false, detail: 'flows not loaded yet' };
-      const problems = flows.problems();
-      return { ok: true, ...(problems.length ? { detail: `${flows.all().length} loaded, ${problems.length} problem(s) in flow files (see log)` } : { detail: `${flows.all().length} loaded` }) };
-    },
-  };
-}
 
 export interface AppDeps {
   config: Config;
@@ -64,6 +61,12 @@ export interface AppDeps {
   postNewReplies?: PostNewReplies;
   /** Poller flows on their schedules; main starts and stops them. */
   pollers?: Pollers;
+  /** Counts requests, calls, runs (createDeps: Prometheus when METRICS_TOKEN is set); scraped at GET /metrics. */
+  metrics?: Metrics & Partial<Scrape>;
+  /** The last failed approval runs, for GET /api/status (approvals on). */
+  runFailures?: RecentRunFailures;
+  /** Whether Lark gives a tenant access token: a /readyz check (Lark configured). */
+  tenantToken?: TenantTokenCheck;
 }
 
 /** Builds the Koa app from its parts. It does not listen: main.ts (or a test) does. */
@@ -95,6 +98,7 @@ export function createApp(deps: AppDeps): BridgeApp {
   app.routes = listRoutes(routes);
 
   app.use(requestIds(logger));
+  if (deps.metrics) app.use(httpMetrics(deps.metrics)); // outside renderErrors: it sees the final status
   app.use(renderErrors(logger, deps.reportError ?? (() => undefined)));
   app.use(router.routes()).use(methodNotAllowed(router));
   return app;
@@ -111,11 +115,15 @@ export function appRoutes(
   bearer: ReturnType<typeof bearerToken>,
 ): Route[] {
   const { config } = deps;
+  const jobs = deps.store.collection<Job>('jobs');
+  const readiness = [storeCheck(deps.store), flowsCheck(deps.flows), ...(deps.tenantToken ? [deps.tenantToken.readiness()] : []), ...(deps.botIdentity ? [deps.botIdentity.readiness()] : [])];
   const routes: Route[] = [
-    ...healthRoutes(deps.store, [flowsReadiness(deps.flows), ...(deps.botIdentity ? [deps.botIdentity.readiness()] : [])]),
-    ...taskSyncRoutes({ taskSync, schema, jobs: deps.store.collection<Job>('jobs'), worker: deps.worker, connectTimeoutMs: config.taskSync.connectTimeoutMs, bearer }),
+    ...healthRoutes(readiness),
+    ...statusRoutes({ worker: deps.worker, jobs, runs: deps.store.collection<Run>('runs'), pollers: deps.pollers, failures: deps.runFailures, clock: deps.clock, startedAt: deps.clock.now() }, bearer),
+    ...metricsRoutes(deps.metrics ?? {}, metricsToken(config.metricsToken)),
+    ...taskSyncRoutes({ taskSync, schema, jobs, worker: deps.worker, connectTimeoutMs: config.taskSync.connectTimeoutMs, bearer }),
     ...summaryRoutes({ delivery: summaryDelivery(deps), chats: config.chats, bearer }),
-    ...externalOptionsRoutes(deps.flows, deps.upstream),
+    ...externalOptionsRoutes(deps.flows, deps.metrics ? observedUpstream(deps.upstream, deps.metrics, 'options') : deps.upstream),
     ...pollerRoutes(deps.pollers, bearer),
   ];
   const engine = deps.engine;
@@ -134,7 +142,7 @@ function summaryDelivery(deps: AppDeps) {
 }
 
 /** How Lark events reach the engine: shared by the HTTP routes and the long connection. */
-export function intakeOptions(config: Config, deps: Pick<AppDeps, 'store' | 'clock' | 'logger' | 'engine' | 'chatReplies'>): IntakeOptions {
+export function intakeOptions(config: Config, deps: Pick<AppDeps, 'store' | 'clock' | 'logger' | 'engine' | 'chatReplies' | 'metrics'>): IntakeOptions {
   const engine = deps.engine!;
   const replies = deps.chatReplies;
   return {
@@ -143,6 +151,7 @@ export function intakeOptions(config: Config, deps: Pick<AppDeps, 'store' | 'clo
     seenEvents: deps.store.keys<SeenMark>('lark-events'),
     clock: deps.clock,
     logger: deps.logger,
+    metrics: deps.metrics,
     handlers: {
       approvalTask: (ev) => engine.acceptTaskEvent(ev),
       cardAction: async (action) => {

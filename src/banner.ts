@@ -1,4 +1,5 @@
 import type { Config } from './config.js';
+import { whereIs } from './store/pg/pg-connection.js';
 
 /** One line per feature for the start-up banner; never prints secrets. */
 export function describeFeatures(config: Config): string[] {
@@ -33,6 +34,14 @@ export function describeFeatures(config: Config): string[] {
   );
   if (!config.taskSync.verifySsl) lines.push('Task sync: WARNING TLS verification is OFF (ANYCROSS_VERIFY_SSL=false)');
   lines.push(config.sentryDsn ? 'Sentry: on' : 'Sentry: off — SENTRY_DSN not set');
+  lines.push(config.metricsToken ? 'Metrics: GET /metrics with METRICS_TOKEN' : 'Metrics: off — METRICS_TOKEN not set (GET /metrics answers 401)');
+  const db = config.database;
+  if (db) {
+    lines.push(`Store: PostgreSQL at ${whereIs(db.url)} (pool ${db.poolMax}, TLS ${db.ssl ?? 'as the URL says'}), shared by every replica`);
+    if (db.ssl === 'require') lines.push('Store: WARNING DATABASE_SSL=require encrypts but does not check the server certificate: use verify-full with DATABASE_CA_FILE');
+  } else {
+    lines.push(`Store: embedded journal in ${config.dataDir} (one process; set DATABASE_URL for several replicas)`);
+  }
   return lines;
 }
 

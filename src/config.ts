@@ -56,12 +56,23 @@ const envSchema = z.object({
   ANYCROSS_VERIFY_SSL: bool(true),
   ANYCROSS_CA_BUNDLE: optionalString,
 
+  // PostgreSQL instead of the embedded store (several replicas): see README "Running several replicas".
+  DATABASE_URL: optionalString,
+  DATABASE_POOL_MAX: int(10, 1, 1000),
+  DATABASE_STATEMENT_TIMEOUT_MS: int(10_000, 100, 3_600_000),
+  DATABASE_CONNECT_TIMEOUT_MS: int(5_000, 100, 120_000),
+  DATABASE_SSL: z.enum(['disable', 'require', 'verify-full']).optional(),
+  DATABASE_CA_FILE: optionalString,
+  DATABASE_LEASE_MS: int(30_000, 1_000, 3_600_000),
+
   JOB_RETENTION_DAYS: int(7, 1, 3650),
   JOB_RETENTION_MAX: int(100_000, 100, 10_000_000),
   STORE_COMPACT_KB: int(32 * 1024, 16, 4 * 1024 * 1024),
 
   SENTRY_DSN: sentryDsn,
   SENTRY_ENVIRONMENT: optionalString,
+  // Bearer token of GET /metrics (its own: not one of API_TOKENS); unset, /metrics refuses every scrape.
+  METRICS_TOKEN: optionalString,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // auto: pretty when stdout is a terminal, JSON lines otherwise (a pipe, a file, journald).
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
@@ -115,10 +126,24 @@ export interface Config {
     readonly caBundle?: string;
   };
   readonly retention: { readonly jobDays: number; readonly jobMax: number };
+  /** PostgreSQL instead of the embedded store on dataDir (DATABASE_URL set). */
+  readonly database?: {
+    /** Holds the password: never log it (whereIs() in src/store/pg/pg-connection.ts shows host and database). */
+    readonly url: string;
+    readonly poolMax: number;
+    readonly statementTimeoutMs: number;
+    readonly connectTimeoutMs: number;
+    /** Unset: as the URL's sslmode says (no TLS without one). */
+    readonly ssl?: 'disable' | 'require' | 'verify-full';
+    readonly caFile?: string;
+    /** How long a replica's claim on a job or run lasts without renewal. */
+    readonly leaseMs: number;
+  };
   /** The embedded store compacts once its journal has grown by this many bytes. */
   readonly storeCompactBytes: number;
   readonly sentryDsn?: string;
   readonly sentryEnvironment?: string;
+  readonly metricsToken?: string;
   readonly logLevel: Env['LOG_LEVEL'];
   readonly logFormat: Env['LOG_FORMAT'];
 }
@@ -183,11 +208,13 @@ function crossChecks(e: Partial<Env>): string[] {
     const why = urlPrefixProblem(prefix);
     if (why) problems.push(`TASK_SYNC_ALLOWED_URLS: "${prefix}" ${why}`);
   }
+  if (DATABASE_VARIABLES.every((name) => name in e)) databaseConfig(e as Env, problems);
   const appId = e.LARK_APP_ID ?? e.APP_ID;
   const appSecret = e.LARK_APP_SECRET ?? e.APP_SECRET;
   if (appId && !appSecret) problems.push('LARK_APP_SECRET: required when LARK_APP_ID is set');
   // Lark app ids are "cli_" + 16 hex digits; the SDK's long connection silently refuses others.
   if (appId && !/^cli_[0-9a-fA-F]{16}$/.test(appId)) problems.push(`${e.LARK_APP_ID ? 'LARK_APP_ID' : 'APP_ID'}: expected "cli_" followed by 16 hex digits, got "${appId}"`);
+  if (e.METRICS_TOKEN !== undefined && e.METRICS_TOKEN.length < 16) problems.push('METRICS_TOKEN: must be at least 16 characters');
   return problems;
 }
 
@@ -217,6 +244,8 @@ const QUEUE_VARIABLES = [
   'TASK_SYNC_MAX_QUEUED_BYTES_PER_CLIENT',
   'TASK_SYNC_MAX_RECORDS',
 ] as const;
+
+const DATABASE_VARIABLES = ['DATABASE_URL', 'DATABASE_POOL_MAX', 'DATABASE_STATEMENT_TIMEOUT_MS', 'DATABASE_CONNECT_TIMEOUT_MS', 'DATABASE_SSL', 'DATABASE_CA_FILE', 'DATABASE_LEASE_MS'] as const;
 
 function toConfig(e: Env): Config {
   const queued = taskSyncQueueLimits(e, []);
@@ -260,12 +289,45 @@ function toConfig(e: Env): Config {
       caBundle: e.ANYCROSS_CA_BUNDLE,
     },
     retention: { jobDays: e.JOB_RETENTION_DAYS, jobMax: e.JOB_RETENTION_MAX },
+    database: databaseConfig(e, []),
     storeCompactBytes: e.STORE_COMPACT_KB * 1024,
     sentryDsn: e.SENTRY_DSN,
     sentryEnvironment: e.SENTRY_ENVIRONMENT,
+    metricsToken: e.METRICS_TOKEN,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
   });
+}
+
+/** DATABASE_*: the URL is checked without ever echoing it (it holds the password). */
+function databaseConfig(e: Env, problems: string[]): Config['database'] {
+  const url = e.DATABASE_URL;
+  if (!url) {
+    for (const name of ['DATABASE_SSL', 'DATABASE_CA_FILE'] as const) if (e[name]) problems.push(`${name}: only used with DATABASE_URL, which is not set`);
+    return undefined;
+  }
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // no detail: the text of the URL must not reach a log
+  }
+  if (!parsed || (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') || !parsed.hostname) {
+    problems.push('DATABASE_URL: expected postgres://user:password@host:port/database (the value is not shown: it may hold a password)');
+    return undefined;
+  }
+  const urlTls = ['sslmode', 'ssl', 'sslrootcert', 'sslcert', 'sslkey'].filter((k) => parsed.searchParams.has(k));
+  if (e.DATABASE_SSL && urlTls.length) problems.push(`DATABASE_SSL: DATABASE_URL sets TLS too (${urlTls.join(', ')}): set it in one place`);
+  if (e.DATABASE_CA_FILE && e.DATABASE_SSL !== 'verify-full') problems.push('DATABASE_CA_FILE: only used with DATABASE_SSL=verify-full');
+  return {
+    url,
+    poolMax: e.DATABASE_POOL_MAX,
+    statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+    connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+    ssl: e.DATABASE_SSL,
+    caFile: e.DATABASE_CA_FILE,
+    leaseMs: e.DATABASE_LEASE_MS,
+  };
 }
 
 /** Concurrency shares and queue bounds: defaults that follow other variables, and the checks between them. */

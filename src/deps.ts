@@ -13,11 +13,16 @@ import { createLarkApis } from './lark/lark-apis.js';
 import { RunInbox, type CallbackResult, type InboxItem } from './flows/run-inbox.js';
 import type { Logger } from './log.js';
 import type { FileOps } from './store/file-ops.js';
-import { openJournalStore } from './store/open-store.js';
+import { openStore } from './store/open-store.js';
 import { chatRepliesFor, replyRemindersFor } from './pollers/replies/replies-from-store.js';
 import type { ReplyTargets } from './pollers/replies/reply-target.js';
 import { POSTED_CARDS } from './pollers/feed.js';
 import { CARD_RETENTION_MS, Pollers } from './pollers/pollers.js';
+import { noMetrics } from './metrics/metrics.js';
+import { observedUpstream } from './metrics/observed-upstream.js';
+import { createPrometheusMetrics } from './metrics/prometheus.js';
+import { serviceSources } from './metrics/service-sources.js';
+import { RecentRunFailures, type RunFailure } from './flows/recent-failures.js';
 
 const DAY = 86_400_000;
 
@@ -30,7 +35,14 @@ export interface DepsOptions {
 
 /** The one place where real implementations are chosen; tests build AppDeps with fakes instead. */
 export async function createDeps(config: Config, logger: Logger, clock: Clock = systemClock, options: DepsOptions = {}): Promise<AppDeps> {
-  const store = await openJournalStore({
+  // Counted only when they can be read (METRICS_TOKEN set): otherwise every hook is a no-op.
+  const prometheus = config.metricsToken ? createPrometheusMetrics() : undefined;
+  const metrics = prometheus ?? noMetrics;
+  // PostgreSQL when DATABASE_URL is set, else the embedded journal store on DATA_DIR.
+  const store = await openStore({
+    database: config.database,
+    leaseMs: config.database?.leaseMs,
+    onCommit: prometheus && ((seconds, bytes) => prometheus.storeCommit(seconds, bytes)),
     dir: config.dataDir,
     clock,
     fileOps: options.fileOps,
@@ -47,9 +59,10 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
     verifySsl: config.taskSync.verifySsl,
     caBundlePath: config.taskSync.caBundle,
   });
+  const upstreamFor = (purpose: Parameters<typeof observedUpstream>[2]) => (prometheus ? observedUpstream(upstream, prometheus, purpose) : upstream);
   const worker = new TaskSyncWorker({
     jobs: store.collection<Job>('jobs'),
-    upstream,
+    upstream: upstreamFor('task_sync'),
     clock,
     logger,
     concurrency: {
@@ -67,7 +80,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
     retryBaseMs: config.taskSync.retryBaseMs,
   });
   const { appId, appSecret, domain, timeoutMs } = config.lark;
-  const larkApis = appId && appSecret ? createLarkApis({ appId, appSecret, domain, timeoutMs, logger, clock }) : undefined;
+  const larkApis = appId && appSecret ? createLarkApis({ appId, appSecret, domain, timeoutMs, logger, clock, metrics }) : undefined;
   const messenger = larkApis?.messenger;
   const approvals = larkApis?.approvals;
 
@@ -86,6 +99,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
     );
   }
 
+  const runFailures = approvals && messenger ? new RecentRunFailures(store.keys<RunFailure[]>('run-failures'), clock, logger) : undefined;
   const engine =
     approvals && messenger
       ? new ApprovalEngine({
@@ -94,9 +108,13 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
           flows,
           approvals,
           messenger,
-          upstream,
+          upstream: upstreamFor('business'),
           clock,
           logger,
+          runEnded: (run) => {
+            metrics.approvalRunEnded(run.flowId, run.status);
+            runFailures?.note(run);
+          },
           assistantUserId: config.lark.assistantUserId,
           publicBaseUrl: config.publicBaseUrl,
           templatesDir: config.templatesDir,
@@ -104,17 +122,20 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
         })
       : undefined;
 
+  // The new-reply reminder: the poller run posts a replies feed's new comments into card threads with it.
+  const postNewReplies = larkApis ? replyRemindersFor(store, { messenger: larkApis.messenger, clock, logger }) : undefined;
   // Built here, started by main (and test harnesses) once the app listens.
-  const pollers = new Pollers({ flows, store, upstream, messenger, clock, logger, templatesDir: config.templatesDir });
+  const pollers = new Pollers({ flows, store, upstream: upstreamFor('poller'), messenger, clock, logger, templatesDir: config.templatesDir, metrics, postNewReplies });
 
-  // @bot replies and the new-reply reminder. Targets: the poller flows in force and their sources.
+  // @bot replies. Targets: the poller flows in force and their sources.
   const botIdentity = larkApis ? new BotIdentity(larkApis.botInfo, clock, logger) : undefined;
   const chatReplies =
     larkApis && botIdentity
       ? chatRepliesFor(store, { targets: options.replyTargets ?? replyTargetsOf(flows, pollers), bot: botIdentity, userNames: larkApis.userNames, messenger: larkApis.messenger, clock, logger })
       : undefined;
-  const postNewReplies = larkApis ? replyRemindersFor(store, { messenger: larkApis.messenger, clock, logger }) : undefined;
-  return { config, logger, clock, store, worker, messenger, upstream, flows, engine, pollers, botIdentity, chatReplies, postNewReplies };
+  prometheus?.observe(serviceSources({ worker, store, flows }));
+  const tenantToken = larkApis?.tenantToken;
+  return { config, logger, clock, store, worker, messenger, upstream, flows, engine, pollers, botIdentity, chatReplies, postNewReplies, metrics: prometheus, runFailures, tenantToken };
 }
 
 /** What @bot replies need to know of the pollers: which are in force, their sources, their `replies` setting. */

@@ -2,10 +2,11 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 
 /**
  * The one constant-time comparison. Both sides are hashed first, so inputs of different lengths
- * compare in the same time and timingSafeEqual never throws on a length mismatch.
+ * compare in the same time and timingSafeEqual never throws on a length mismatch; equal SHA-256
+ * digests mean equal inputs, so nothing else is compared.
  */
 export function safeEqual(a: string | Buffer, b: string | Buffer): boolean {
   const ha = createHash('sha256').update(a).digest();
   const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb) && Buffer.byteLength(a) === Buffer.byteLength(b);
+  return timingSafeEqual(ha, hb);
 }

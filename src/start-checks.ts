@@ -13,7 +13,8 @@ import type { Env } from './config.js';
 export async function checkStartEnvironment(v: Partial<Env>): Promise<string[]> {
   const found = await Promise.all([
     v.ANYCROSS_CA_BUNDLE ? caBundleProblem(v.ANYCROSS_CA_BUNDLE) : undefined,
-    v.DATA_DIR ? dataDirProblem(v.DATA_DIR) : undefined,
+    // With DATABASE_URL the store is PostgreSQL: DATA_DIR is not used.
+    v.DATA_DIR && !v.DATABASE_URL ? dataDirProblem(v.DATA_DIR) : undefined,
     // A FLOWS_DIR that does not exist means no flows (the start-up banner warns); a file is a mistake.
     v.FLOWS_DIR ? folderProblem('FLOWS_DIR', v.FLOWS_DIR, 'the flow files', { mayBeMissing: true }) : undefined,
     v.TEMPLATES_DIR ? folderProblem('TEMPLATES_DIR', v.TEMPLATES_DIR, 'the card templates') : undefined,

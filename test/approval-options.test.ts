@@ -91,7 +91,16 @@ describe('external options with an encryption Key on the widget', () => {
     expect(res.body.code).toBe(0);
     expect(typeof res.body.data.result).toBe('string');
     expect(JSON.parse(larkDecrypt(res.body.data.result, OPTIONS_KEY))).toEqual(expectedResult);
-    expect(() => larkDecrypt(res.body.data.result, 'another-key')).toThrow();
+    // Another key does not give it back: usually the padding check throws; 1 time in ~256 the
+    // padding passes by chance (the IV is random) and the text is noise, so test the outcome.
+    const withOtherKey = (() => {
+      try {
+        return larkDecrypt(res.body.data.result, 'another-key');
+      } catch {
+        return 'refused';
+      }
+    })();
+    expect(withOtherKey).not.toBe(JSON.stringify(expectedResult));
     // A random IV each time: the same answer never encrypts to the same text twice.
     const again = await post('/field/roles', { user_id: 'u1', token: 'opt-token-123', locale: 'zh_cn' });
     expect(again.body.data.result).not.toBe(res.body.data.result);

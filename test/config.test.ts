@@ -40,6 +40,15 @@ describe('config', () => {
     expect(error!.problems.find((p) => p.startsWith('PORT'))).toMatch(/whole number from 0 to 65535, got "eighty"/);
   });
 
+  it('takes a METRICS_TOKEN of 16 characters or more, and says whether metrics are served without printing it', () => {
+    expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrow(/METRICS_TOKEN: must be at least 16 characters/);
+    const on = loadConfig({ METRICS_TOKEN: 'metrics-token-0123456789' });
+    expect(on.metricsToken).toBe('metrics-token-0123456789');
+    expect(describeFeatures(on)).toContain('Metrics: GET /metrics with METRICS_TOKEN');
+    expect(describeFeatures(on).join('\n')).not.toContain('metrics-token-0123456789');
+    expect(describeFeatures(loadConfig({}))).toContain('Metrics: off — METRICS_TOKEN not set (GET /metrics answers 401)');
+  });
+
   it('describes which features are on without printing secrets', () => {
     const lines = describeFeatures(loadConfig({ LARK_APP_ID: 'cli_0123456789abcdef', LARK_APP_SECRET: 'very-secret', API_TOKENS: 'tok' }));
     expect(lines.join('\n')).not.toMatch(/very-secret|tok\b/);

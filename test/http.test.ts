@@ -19,7 +19,10 @@ describe('health and readiness', () => {
     app = await startTestApp();
     const res = await api(app.url, '/readyz', { token: null });
     expect(res.status).toBe(200);
-    expect(res.json).toEqual({ status: 'ready', checks: { store: { ok: true }, flows: { ok: true, detail: '0 loaded' } } });
+    expect(res.json).toEqual({
+      status: 'ready',
+      checks: { store: { ok: true }, flows: { ok: true, detail: '0 loaded (0 approval, 0 poller)', counts: { approval: 0, poller: 0 }, invalid: [] } },
+    });
   });
 });
 

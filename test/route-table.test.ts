@@ -163,10 +163,10 @@ async function sideEffects() {
     larkWrites: lark.calls.filter((c) => c.method !== 'GET' && !c.path.startsWith('/open-apis/auth/')).length,
     larkMessages: lark.messages.size,
     liveJobs: (await jobs.live()).length,
-    archivedJobs: jobs.archivedCount(),
+    archivedJobs: await jobs.archivedCount(),
     run: JSON.stringify(await runs.get(RUN)),
     liveRuns: (await runs.live()).length,
-    seenEvents: app.deps.store.keys('lark-events').size(),
+    seenEvents: await app.deps.store.keys('lark-events').size(),
   };
 }
 
@@ -176,6 +176,8 @@ describe('the route table', () => {
     expect(byPath).toEqual({
       'GET /healthz': 'public',
       'GET /readyz': 'public',
+      'GET /api/status': 'bearer',
+      'GET /metrics': 'metrics-token',
       'POST /api/task-sync': 'bearer',
       'GET /api/task-sync/status/:jobId': 'bearer',
       'POST /api/endpoint': 'bearer',

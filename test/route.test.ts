@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { NotAuthenticated } from '../src/errors.js';
 import { renderErrors } from '../src/http/errors-middleware.js';
-import { methodNotAllowed, publicAccess, route, routerFor, type Guard, type Route } from '../src/http/route.js';
+import { listRoutes, methodNotAllowed, publicAccess, route, routerFor, type Guard, type Route } from '../src/http/route.js';
 import { silentLogger } from '../src/log.js';
 
 let server: Server | undefined;
@@ -104,5 +104,59 @@ describe('routerFor', () => {
     expect(options.status).toBe(405);
     expect(options.headers.get('allow')).toMatch(/GET/);
     expect((await fetch(`${base}/only/this`, { method: 'DELETE' })).status).toBe(405);
+  });
+});
+
+describe('routerFor, more exactly', () => {
+  it('lists each route with its method, path and guard name', () => {
+    const handler = () => undefined;
+    const { guard } = spyGuard(true, true);
+    expect(listRoutes([route({ method: 'GET', path: '/a', guard: publicAccess, handler }), route({ method: 'POST', path: '/b/:id', guard, handler })])).toEqual([
+      { method: 'GET', path: '/a', guard: 'public' },
+      { method: 'POST', path: '/b/:id', guard: 'spy' },
+    ]);
+  });
+
+  it('runs a header guard once, before the body is read, and then reads the body of a POST', async () => {
+    const { guard, seen } = spyGuard(false, true);
+    const bodies: Array<string | undefined> = [];
+    const base = await serve([route({ method: 'POST', path: '/p', guard, handler: (ctx) => {
+      bodies.push(ctx.request.rawBody?.toString());
+      ctx.status = 204;
+    } })]);
+    expect((await fetch(`${base}/p`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' })).status).toBe(204);
+    expect(seen).toEqual([{ bodyRead: false }]);
+    expect(bodies).toEqual(['{"a":1}']);
+  });
+
+  it('never reads the body of a GET, whatever its guard', async () => {
+    const { guard, seen } = spyGuard(true, true);
+    const bodies: unknown[] = [];
+    const base = await serve([route({ method: 'GET', path: '/g', guard, handler: (ctx) => {
+      bodies.push(ctx.request.rawBody);
+      ctx.status = 204;
+    } })]);
+    // A GET with a body larger than the 1 KiB limit: not read, so not refused.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${base}/g`, { method: 'GET', headers: { 'content-type': 'application/json', 'content-length': '2048' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end('x'.repeat(2048));
+    });
+    expect(status).toBe(204);
+    expect(seen).toEqual([{ bodyRead: false }]);
+    expect(bodies).toEqual([undefined]);
+  });
+
+  it('turns only an OPTIONS answer into 405: an unknown path stays 404, an unknown method 501', async () => {
+    const base = await serve([route({ method: 'GET', path: '/known', guard: publicAccess, handler: (ctx) => void (ctx.body = { ok: true }) })]);
+    expect((await fetch(`${base}/known`, { method: 'OPTIONS' })).status).toBe(405);
+    expect((await fetch(`${base}/nowhere`, { method: 'OPTIONS' })).status).toBe(404);
+    // A method the router does not implement at all is told so (with Allow), not 405.
+    const propfind = await fetch(`${base}/known`, { method: 'PROPFIND' });
+    expect(propfind.status).toBe(501);
+    expect(propfind.headers.get('allow')).toMatch(/GET/);
   });
 });

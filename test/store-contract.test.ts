@@ -1,18 +1,27 @@
 /**
  * The store contract: every Store implementation runs this suite unchanged, through a harness
  * that knows how to open it, crash it and tear a write. Add an implementation by adding one
- * `describeStoreContract(...)` call at the bottom.
+ * `describeStoreContract(...)` call at the bottom (today: the journal store, and PostgreSQL on a
+ * throwaway cluster).
+ *
+ * Changed for PostgreSQL (several replicas), not for the callers: archivedCount() and size() are
+ * async, because with several replicas the count is in the database, not in this process's
+ * memory; and "the live set in memory" is replaced by leases (claimStale...) and named locks.
  */
 import { appendFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../src/clock.js';
 import { putChange } from '../src/store/change.js';
 import { textFrame } from '../src/store/frame.js';
 import type { JournalStore } from '../src/store/journal-store.js';
 import { journalFileName, journalGenerations } from '../src/store/journal.js';
 import { openJournalStore } from '../src/store/open-store.js';
+import { openPgStore, type PgStore } from '../src/store/pg/pg-store.js';
+import { DEFAULT_LEASE_MS } from '../src/store/store-owner.js';
 import type { RetentionPolicy, Store, StoredRecord } from '../src/store/store.js';
+import { postgresSkipReason, startPostgres, type PostgresCluster } from './helpers/postgres.js';
 import { fakeClock, type FakeClock } from './helpers/store-clock.js';
 import { removeDir, tempDir } from './helpers/test-app.js';
 
@@ -74,7 +83,7 @@ export function describeStoreContract(name: string, makeHarness: () => Promise<S
       expect(await jobs2.live()).toEqual([{ id: 'a', n: 2 }]);
       expect(await jobs2.get('b')).toEqual({ id: 'b', n: 3 });
       expect(await jobs2.get('c')).toBeUndefined();
-      expect(jobs2.archivedCount()).toBe(1);
+      expect(await jobs2.archivedCount()).toBe(1);
       const keys2 = again.keys<string>('idempotency');
       expect(await keys2.get('k1')).toBe('v1');
       expect(await keys2.get('k2')).toBe('v2');
@@ -110,7 +119,7 @@ export function describeStoreContract(name: string, makeHarness: () => Promise<S
         const c = s.collection<Rec>('jobs');
         expect(new Map((await c.live()).map((r) => [r.id, r]))).toEqual(model);
         for (const [id, rec] of archived) expect(await c.get(id)).toEqual(model.get(id) ?? rec);
-        expect(c.archivedCount()).toBe(archived.size);
+        expect(await c.archivedCount()).toBe(archived.size);
       };
       await expectState(store);
       const once = await reopen(store);
@@ -162,15 +171,15 @@ export function describeStoreContract(name: string, makeHarness: () => Promise<S
       await Promise.all(writes);
 
       const expected = new Map((await jobs.live()).map((r) => [r.id, r]));
-      const archivedCount = jobs.archivedCount();
+      const archivedCount = await jobs.archivedCount();
       const again = await reopen(store);
       const jobs2 = again.collection<Rec>('jobs');
       expect(new Map((await jobs2.live()).map((r) => [r.id, r]))).toEqual(expected);
-      expect(jobs2.archivedCount()).toBe(archivedCount);
+      expect(await jobs2.archivedCount()).toBe(archivedCount);
       expect(await jobs2.get('before30')).toEqual({ id: 'before30', n: 1000 }); // archived during the compaction
       expect(await jobs2.get('before1')).toEqual({ id: 'before1', n: -1 }); // archived before it
       expect(await again.keys<number>('k').get('during19-19')).toBe(19);
-      expect(again.keys('k').size()).toBe(400);
+      expect(await again.keys('k').size()).toBe(400);
       await again.close();
     });
 
@@ -189,7 +198,7 @@ export function describeStoreContract(name: string, makeHarness: () => Promise<S
       expect((await after.prune(clock.now())).keysExpired).toBe(1);
       await h.maintain(after);
       const third = await reopen(after);
-      expect(third.keys('lark-events').size()).toBe(1);
+      expect(await third.keys('lark-events').size()).toBe(1);
       expect(await third.keys<string>('lark-events').claim('short', 'c', clock.now() + 1000)).toBe(true);
       expect(await third.keys<string>('lark-events').get('short')).toBe('c');
       await third.close();
@@ -234,11 +243,11 @@ export function describeStoreContract(name: string, makeHarness: () => Promise<S
       expect(await jobs.get('ancient0')).toBeUndefined();
       expect(await jobs.get('d0-0')).toBeUndefined(); // the oldest beyond maxCount
       for (let i = 0; i < 10; i++) expect(await jobs.get(`d2-${i}`)).toEqual({ id: `d2-${i}`, n: i });
-      expect(jobs.archivedCount()).toBeGreaterThanOrEqual(10);
-      expect(jobs.archivedCount()).toBeLessThanOrEqual(20);
-      const count = jobs.archivedCount();
+      expect(await jobs.archivedCount()).toBeGreaterThanOrEqual(10);
+      expect(await jobs.archivedCount()).toBeLessThanOrEqual(20);
+      const count = await jobs.archivedCount();
       const again = await reopen(store, retention);
-      expect(again.collection<Rec>('jobs').archivedCount()).toBe(count);
+      expect(await again.collection<Rec>('jobs').archivedCount()).toBe(count);
       expect(await again.collection<Rec>('jobs').get('ancient3')).toBeUndefined();
       await again.close();
     });
@@ -321,6 +330,114 @@ export function describeStoreContract(name: string, makeHarness: () => Promise<S
       await check(third);
       await third.close();
     });
+
+    it('applies the changes of one record or key in call order, even when nobody awaits between them', async () => {
+      const store = await h.open({ clock });
+      const jobs = store.collection<Rec>('jobs');
+      const keys = store.keys<number>('idempotency');
+      const writes: Promise<unknown>[] = [];
+      for (let i = 0; i < 150; i++) {
+        const id = `rec${i}`;
+        // Each sequence ends in a different state; any reordering within one leaves another.
+        writes.push(jobs.put({ id, n: 1 }), jobs.archive({ id, n: 2 }));
+        if (i % 3 === 0) writes.push(jobs.put({ id, n: 3 }));
+        if (i % 3 === 1) writes.push(jobs.put({ id, n: 3 }), jobs.remove(id));
+        writes.push(keys.set(id, 1, clock.now() + DAY), keys.delete(id));
+        if (i % 2 === 0) writes.push(keys.set(id, 2, clock.now() + DAY));
+      }
+      await Promise.all(writes);
+      for (let i = 0; i < 150; i++) {
+        const id = `rec${i}`;
+        expect(await jobs.get(id)).toEqual({ id, n: i % 3 === 0 ? 3 : 2 });
+        expect(await keys.get(id)).toBe(i % 2 === 0 ? 2 : undefined);
+      }
+      expect((await jobs.live()).length).toBe(50);
+      await store.close();
+    });
+
+    it('leases a new live record to its creator, hands stale ones out once, renews and releases only its own', async () => {
+      const store = await h.open({ clock });
+      const jobs = store.collection<Rec>('jobs');
+      for (const id of ['a', 'b', 'c', 'nul\u0000lease']) await jobs.put({ id, n: 1 });
+      expect(await jobs.claimStale(10)).toEqual([]); // the creator holds them
+      await jobs.put({ id: 'a', n: 2 }); // replacing keeps the lease
+      expect(await jobs.claimStale(10)).toEqual([]);
+      clock.advance(DEFAULT_LEASE_MS + 1);
+      // Expired: handed out oldest first, each once.
+      expect(await jobs.claimStale(2, 5000)).toEqual([
+        { id: 'a', n: 2 },
+        { id: 'b', n: 1 },
+      ]);
+      expect(await jobs.claimStale(10, 5000)).toEqual([
+        { id: 'c', n: 1 },
+        { id: 'nul\u0000lease', n: 1 },
+      ]);
+      expect(await jobs.claimStale(10)).toEqual([]);
+      clock.advance(4000);
+      expect((await jobs.renew(['a', 'nul\u0000lease', 'never-put'], 60_000)).sort()).toEqual(['a', 'nul\u0000lease']);
+      clock.advance(2000); // b and c expired, a renewed
+      expect((await jobs.claimStale(10, 5000)).map((r) => r.id)).toEqual(['b', 'c']);
+      await jobs.release(['a']);
+      expect((await jobs.claimStale(10, 5000)).map((r) => r.id)).toEqual(['a']);
+      await jobs.archive({ id: 'a', n: 3 });
+      expect(await jobs.renew(['a'])).toEqual([]); // archived: no lease left
+      await jobs.put({ id: 'a', n: 4 }); // back to live: leased to who put it
+      expect(await jobs.renew(['a'])).toEqual(['a']);
+      expect(await jobs.claimStale(0)).toEqual([]);
+      await store.close();
+    });
+
+    it('writes through putIfLeased and archiveIfLeased only while holding the lease', async () => {
+      const store = await h.open({ clock });
+      const jobs = store.collection<Rec>('jobs');
+      await jobs.put({ id: 'mine', n: 1 });
+      expect(await jobs.putIfLeased({ id: 'mine', n: 2 })).toBe(true);
+      expect(await jobs.get('mine')).toEqual({ id: 'mine', n: 2 });
+      expect(await jobs.putIfLeased({ id: 'not-live', n: 1 })).toBe(false);
+      expect(await jobs.get('not-live')).toBeUndefined();
+      expect(await jobs.archiveIfLeased({ id: 'not-live', n: 1 })).toBe(false);
+      expect(await jobs.get('not-live')).toBeUndefined();
+      expect(await jobs.archiveIfLeased({ id: 'mine', n: 3 })).toBe(true);
+      expect(await jobs.live()).toEqual([]);
+      expect(await jobs.get('mine')).toEqual({ id: 'mine', n: 3 });
+      expect(await jobs.putIfLeased({ id: 'mine', n: 4 })).toBe(false); // archived: nothing to hold
+      expect(await jobs.get('mine')).toEqual({ id: 'mine', n: 3 });
+
+      // After a restart, the new process holds nothing until it claims: the old life's leases
+      // expire (PostgreSQL) or died with it (embedded).
+      await jobs.put({ id: 'old-life', n: 1 });
+      const again = await reopen(store);
+      const jobs2 = again.collection<Rec>('jobs');
+      expect(await jobs2.putIfLeased({ id: 'old-life', n: 2 })).toBe(false);
+      expect(await jobs2.archiveIfLeased({ id: 'old-life', n: 2 })).toBe(false);
+      expect(await jobs2.renew(['old-life'])).toEqual([]);
+      clock.advance(DEFAULT_LEASE_MS + 1);
+      expect(await jobs2.claimStale(10)).toEqual([{ id: 'old-life', n: 1 }]);
+      expect(await jobs2.putIfLeased({ id: 'old-life', n: 2 })).toBe(true);
+      expect(await jobs2.get('old-life')).toEqual({ id: 'old-life', n: 2 });
+      await again.close();
+    });
+
+    it('grants a named lock to one holder at a time, again after release, and drops them on close', async () => {
+      const store = await h.open({ clock });
+      const tick = await store.tryLock('poller:guance');
+      expect(tick).toBeDefined();
+      expect(await store.tryLock('poller:guance')).toBeUndefined();
+      const other = await store.tryLock('run:审批\u000042');
+      expect(other).toBeDefined();
+      const racing = await Promise.all(Array.from({ length: 10 }, () => store.tryLock('retention-test')));
+      expect(racing.filter(Boolean)).toHaveLength(1);
+      await tick!.release();
+      await tick!.release(); // idempotent: does not let go of a later holder's lock
+      const next = await store.tryLock('poller:guance');
+      expect(next).toBeDefined();
+      await tick!.release();
+      expect(await store.tryLock('poller:guance')).toBeUndefined();
+      expect(next!.signal.aborted).toBe(false);
+      await store.close();
+      expect(next!.signal.aborted).toBe(true);
+      expect(other!.signal.aborted).toBe(true);
+    });
   });
 }
 
@@ -343,3 +460,59 @@ async function journalHarness(): Promise<StoreHarness> {
 }
 
 describeStoreContract('journal store', journalHarness);
+
+/**
+ * PostgreSQL: a throwaway cluster for this file (test/helpers/postgres.ts), a fresh database per
+ * test. A crash is the server seeing this store's connections drop; a torn put is a transaction
+ * whose connection died before COMMIT; maintenance is VACUUM.
+ */
+const quietLog = { warn: () => undefined, info: () => undefined };
+const pgSkip = postgresSkipReason();
+describe.skipIf(pgSkip !== undefined)('on PostgreSQL', () => {
+  let cluster: PostgresCluster;
+  beforeAll(async () => {
+    cluster = await startPostgres();
+  }, 60_000);
+  afterAll(() => cluster?.dispose());
+
+  async function terminate(url: string, where: string, param: unknown): Promise<void> {
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE ${where}`, [param]);
+    } finally {
+      await admin.end();
+    }
+  }
+
+  describeStoreContract('PostgreSQL store', async () => {
+    const url = await cluster.createDatabase('contract');
+    const opened: Store[] = [];
+    return {
+      async open({ clock, retention }) {
+        const store = await openPgStore({ url, clock, log: quietLog, retention: retention ? { jobs: retention } : undefined });
+        opened.push(store);
+        return store;
+      },
+      async crash(store) {
+        await terminate(cluster.url(), 'application_name = $1', (store as PgStore).applicationName);
+        await store.close().catch(() => undefined);
+      },
+      async tornPut(collection, record) {
+        const client = new pg.Client({ connectionString: url });
+        client.on('error', () => undefined);
+        await client.connect();
+        const ended = new Promise((resolve) => client.once('end', resolve));
+        await client.query('BEGIN');
+        await client.query('INSERT INTO live_records (collection, id, doc) VALUES ($1, $2, $3)', [collection, record.id, JSON.stringify(record)]);
+        const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        await terminate(cluster.url(), 'pid = $1', rows[0]!.pid);
+        await ended;
+      },
+      maintain: (store) => (store as PgStore).vacuum(),
+      async dispose() {
+        for (const s of opened) await s.close().catch(() => undefined);
+      },
+    };
+  });
+});

@@ -106,7 +106,7 @@ describe('a failing disk, through the HTTP API', () => {
       for (const id of [before.json.jobId, after.json.jobId]) expect((await api(again.url, `/api/task-sync/status/${id}`)).json.status).toBe('success');
       const all = [...(await again.deps.store.collection<{ id: string; records: string[] }>('jobs').live())];
       expect(all.flatMap((j) => j.records)).not.toContain('refused-1');
-      expect(again.deps.store.collection('jobs').archivedCount()).toBe(2);
+      expect(await again.deps.store.collection('jobs').archivedCount()).toBe(2);
     });
   }
 });

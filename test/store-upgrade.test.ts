@@ -47,13 +47,13 @@ async function expectEverythingImported(store: JournalStore): Promise<void> {
     ['live-running', 'running'],
   ]);
   for (const id of ARCHIVED_JOBS) expect(await jobs.get(id), id).toMatchObject({ id, status: 'success', results: [{ recordId: `rec-${id}` }] });
-  expect(jobs.archivedCount()).toBe(7);
+  expect(await jobs.archivedCount()).toBe(7);
   const runs = store.collection<{ id: string; n: number }>('runs');
   // Brought back to live by a Retry after it was archived (newer updatedAt): it stays live.
   expect(await runs.live()).toEqual([{ id: 'run-retried', n: 2, updatedAt: '2026-11-20T09:00:05.000Z' }]);
   // Left in both by a crash between v1's two writes: the archived copy wins, as v1 decided at start.
   expect(await runs.get('run-crashed')).toEqual({ id: 'run-crashed', n: 3, updatedAt: '2026-11-20T09:00:06.000Z' });
-  expect(runs.archivedCount()).toBe(2);
+  expect(await runs.archivedCount()).toBe(2);
   const idem = store.keys<{ jobId: string }>('idempotency');
   expect(await idem.get('tok\u0000key-1')).toEqual({ jobId: 'live-queued', fingerprint: 'f1' });
   expect(await idem.get('tok\u0000__proto__')).toEqual({ jobId: 'done-1', fingerprint: 'f2' });
@@ -117,7 +117,7 @@ describe('upgrade from the v1 json-file store', () => {
     const { store, warnings } = await open(d);
     expect(warnings).toEqual([expect.stringContaining(`v1 archive segment ${bad} is damaged`)]);
     const jobs = store.collection('jobs');
-    expect(jobs.archivedCount()).toBe(6);
+    expect(await jobs.archivedCount()).toBe(6);
     expect(await jobs.get('done-1')).toBeTruthy();
     expect(await readdir(join(d, V1_BACKUP_DIR, 'archive', 'jobs', '2026-11-19'))).toEqual(['00000001.json']);
     expect(await readdir(join(d, 'archive', 'jobs', '2026-11-19'))).toEqual(expect.arrayContaining(['00000002.json.damaged']));

@@ -150,7 +150,7 @@ async function measure(history: number): Promise<void> {
     const jobs = store.collection<Job>('jobs');
     const idem = store.keys<{ jobId: string }>('idempotency');
     console.log(
-      `\n[history ${history.toLocaleString('en')}: ${jobs.archivedCount()} archived, ${(await jobs.live()).length} live, ${store.keys('lark-events').size()} event ids] seeded in ${(seeded / 1000).toFixed(1)} s; start-up (snapshot + index of segments) ${opened.toFixed(0)} ms`,
+      `\n[history ${history.toLocaleString('en')}: ${await jobs.archivedCount()} archived, ${(await jobs.live()).length} live, ${await store.keys('lark-events').size()} event ids] seeded in ${(seeded / 1000).toFixed(1)} s; start-up (snapshot + index of segments) ${opened.toFixed(0)} ms`,
     );
     const accept1 = async (prefix: string, i: number, latencies?: number[]) => {
       const start = performance.now();

@@ -5,7 +5,7 @@ import type { Messenger } from '../lark/messages.js';
 import type { Logger } from '../log.js';
 import type { RecordCollection } from '../store/store.js';
 import type { UpstreamClient } from '../upstream/client.js';
-import { callBusiness } from './business-call.js';
+import { businessIdempotencyKey, businessRequest, callBusiness } from './business-call.js';
 import type { CallbackTimers } from './callback-timers.js';
 import type { FlowRegistry } from './flow-registry.js';
 import type { ApprovalFlow, Stage } from './flow-schema.js';
@@ -29,6 +29,8 @@ export interface RunDeps {
   approvalLink: (instanceCode: string) => string;
   /** Jitter of the business-call backoff (tests pin it). */
   random?: () => number;
+  /** Told of each run that reaches an end state, once it is archived (metrics, GET /api/status). */
+  runEnded?: (run: Readonly<Run>) => void;
 }
 
 /**
@@ -157,16 +159,8 @@ export class RunStory {
       { upstream: this.o.upstream, clock: this.o.clock, random: this.o.random },
       spec,
       flow.secret,
-      {
-        ticket_id: run.instanceCode,
-        flow: flow.id,
-        stage,
-        fields: run.fields ?? {},
-        applicant: { user_id: run.applicant.userId, open_id: run.applicant.openId },
-        ...(spec.mode === 'async' ? { callback_url: `${this.o.publicBaseUrl}/api/v1/lark/${stage}/callback` } : {}),
-      },
-      // A header is ASCII: a non-ASCII instance code is percent-encoded (Lark's usual codes are unchanged).
-      [run.instanceCode, stage, s.taskId, String(s.retries)].map(encodeURIComponent).join(':'),
+      businessRequest(flow, stage, run, this.o.publicBaseUrl),
+      businessIdempotencyKey(run.instanceCode, stage, s.taskId, s.retries),
     );
     // An async API may call back before answering our call: its result wins over how the call went.
     const early = spec.mode === 'async' ? await this.o.inbox.callbackFor(run.id, stage, s) : undefined;
@@ -297,6 +291,7 @@ export class RunStory {
   private async archive(run: Run): Promise<void> {
     run.updatedAt = nextStamp(this.o.clock.now(), run.updatedAt);
     await this.o.runs.archive(structuredClone(run));
+    this.o.runEnded?.(run);
   }
 
   flowOf(run: Run): ApprovalFlow | undefined {

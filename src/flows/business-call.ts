@@ -5,7 +5,7 @@ import type { Clock } from '../clock.js';
 import { parseJsonOrUndefined } from '../json.js';
 import { safeEqual } from '../safe-equal.js';
 import type { UpstreamClient } from '../upstream/client.js';
-import type { Stage, StageSpec } from './flow-schema.js';
+import type { ApprovalFlow, Stage, StageSpec } from './flow-schema.js';
 
 /** lark-ticket's contract: what a business API answers, or later POSTs to the callback URL. */
 export const businessResultSchema = z.object({
@@ -52,6 +52,35 @@ export function bodySignatureMatches(secret: string, timestamp: string, signatur
   return safeEqual(signBody(secret, timestamp, raw), signature.toLowerCase());
 }
 
+/** What a stage's business call carries: the same for the engine and `npm run flows:try`. */
+export function businessRequest(
+  flow: ApprovalFlow,
+  stage: Stage,
+  ticket: { instanceCode: string; applicant: { userId?: string; openId?: string }; fields?: Record<string, unknown> },
+  publicBaseUrl: string,
+): BusinessRequest {
+  return {
+    ticket_id: ticket.instanceCode,
+    flow: flow.id,
+    stage,
+    fields: ticket.fields ?? {},
+    applicant: { user_id: ticket.applicant.userId, open_id: ticket.applicant.openId },
+    ...(flow[stage]?.mode === 'async' ? { callback_url: `${publicBaseUrl}/api/v1/lark/${stage}/callback` } : {}),
+  };
+}
+
+/** The Idempotency-Key of a stage's call: the same on every try, new for a Retry (its count is in it). */
+export function businessIdempotencyKey(instanceCode: string, stage: Stage, taskId: string, retries: number): string {
+  // A header is ASCII: a non-ASCII instance code is percent-encoded (Lark's usual codes are unchanged).
+  return [instanceCode, stage, taskId, String(retries)].map(encodeURIComponent).join(':');
+}
+
+/** The headers that sign a business call's raw body at `nowMs`. */
+export function signedHeaders(secret: string, raw: string, nowMs: number, idempotencyKey: string): Record<string, string> {
+  const timestamp = String(Math.floor(nowMs / 1000));
+  return { [TIMESTAMP_HEADER]: timestamp, [SIGNATURE_HEADER]: signBody(secret, timestamp, raw), 'idempotency-key': idempotencyKey };
+}
+
 /** Backoff between tries of one business call: equal jitter from 200 ms, doubling, capped at 5 s. */
 export const BUSINESS_BACKOFF = { baseMs: 200, capMs: 5_000 } as const;
 
@@ -79,14 +108,7 @@ export async function callBusiness(
   let lastError = '';
   const attempts = spec.retries + 1;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    const timestamp = String(Math.floor(clock.now() / 1000));
-    const outcome = await upstream.postJson(
-      spec.url,
-      raw,
-      { [TIMESTAMP_HEADER]: timestamp, [SIGNATURE_HEADER]: signBody(secret, timestamp, raw), 'idempotency-key': idempotencyKey },
-      spec.timeoutMs,
-      64 * 1024,
-    );
+    const outcome = await upstream.postJson(spec.url, raw, signedHeaders(secret, raw, clock.now(), idempotencyKey), spec.timeoutMs, 64 * 1024);
     if (outcome.kind === 'success') {
       if (spec.mode === 'async') return { kind: 'accepted' };
       const parsed = parseJsonOrUndefined(outcome.response);

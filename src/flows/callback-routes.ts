@@ -39,7 +39,7 @@ export function businessHmac(flows: FlowRegistry, clock: Clock): Guard {
  * Async business results: POST /api/v1/lark/check/callback and /api/v1/lark/execute/callback,
  * signed like our calls (HMAC-SHA256 of "<timestamp>.<raw body>" with the flow's secret).
  */
-export function businessCallbackRoutes(engine: ApprovalEngine, flows: FlowRegistry, clock: Clock): Route[] {
+export function businessCallbackRoutes(engine: Pick<ApprovalEngine, 'acceptCallback'>, flows: FlowRegistry, clock: Clock): Route[] {
   const guard = businessHmac(flows, clock);
   const forStage = (stage: Stage) =>
     route({

@@ -145,6 +145,11 @@ export class FlowRegistry {
     return this.all().find((f): f is ApprovalFlow => f.kind === 'approval' && f.approvalCode === approvalCode);
   }
 
+  /** The flow in force from a file (for an invalid file: its last good version, if any). */
+  inForceFrom(file: string): Flow | undefined {
+    return this.byFile.get(file);
+  }
+
   problems(): FlowProblem[] {
     return [...this.problemsByFile.values()].flat();
   }

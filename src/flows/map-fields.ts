@@ -17,9 +17,21 @@ const widgetSchema = z
 type Widget = z.infer<typeof widgetSchema>;
 const formSchema = z.array(widgetSchema);
 
+/** A field that could not be mapped: `field` is its path among the flow's fields ("role", "items[2].sku"). */
+export interface FieldProblem {
+  field?: string;
+  widget?: string;
+  /** missing: required and empty; invalid: a value that cannot be converted. */
+  kind?: 'missing' | 'invalid';
+  message: string;
+}
+
 export class FieldMappingError extends Error {
-  constructor(readonly problems: string[]) {
+  readonly problems: string[];
+  constructor(readonly fields: FieldProblem[]) {
+    const problems = fields.map((p) => (p.field ? `field ${p.field} ("${p.widget}")${p.kind === 'missing' ? ' ' : ': '}${p.message}` : p.message));
     super(problems.join('; '));
+    this.problems = problems;
     this.name = 'FieldMappingError';
   }
 }
@@ -30,28 +42,28 @@ export function mapFormFields(formJson: string, specs: Record<string, FieldSpec>
   try {
     widgets = formSchema.parse(JSON.parse(formJson));
   } catch {
-    throw new FieldMappingError(['the approval form could not be read (not a JSON array of widgets)']);
+    throw new FieldMappingError([{ message: 'the approval form could not be read (not a JSON array of widgets)' }]);
   }
-  const problems: string[] = [];
+  const problems: FieldProblem[] = [];
   const out = mapWidgets(widgets, specs, problems, '');
   if (problems.length) throw new FieldMappingError(problems);
   return out;
 }
 
-function mapWidgets(widgets: Widget[], specs: Record<string, FieldSpec>, problems: string[], prefix: string): Record<string, unknown> {
+function mapWidgets(widgets: Widget[], specs: Record<string, FieldSpec>, problems: FieldProblem[], prefix: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [apiField, spec] of Object.entries(specs)) {
-    const label = `${prefix}${apiField} ("${spec.widget}")`;
+    const field = `${prefix}${apiField}`;
     const widget = widgets.find((w) => w.name === spec.widget || w.id === spec.widget || w.custom_id === spec.widget);
     if (!widget || isEmpty(widget.value)) {
       if (spec.default !== undefined) out[apiField] = spec.default;
-      else if (spec.required) problems.push(`field ${label} is required but the form has no value for it`);
+      else if (spec.required) problems.push({ field, widget: spec.widget, kind: 'missing', message: 'is required but the form has no value for it' });
       continue;
     }
     try {
-      out[apiField] = convert(widget, spec, problems, `${prefix}${apiField}`);
+      out[apiField] = convert(widget, spec, problems, field);
     } catch (err) {
-      problems.push(`field ${label}: ${(err as Error).message}`);
+      problems.push({ field, widget: spec.widget, kind: 'invalid', message: (err as Error).message });
     }
   }
   return out;
@@ -61,7 +73,7 @@ function isEmpty(v: unknown): boolean {
   return v === undefined || v === null || v === '' || (Array.isArray(v) && v.length === 0);
 }
 
-function convert(w: Widget, spec: FieldSpec, problems: string[], path: string): unknown {
+function convert(w: Widget, spec: FieldSpec, problems: FieldProblem[], path: string): unknown {
   const v = w.value;
   switch (spec.type) {
     case 'string':

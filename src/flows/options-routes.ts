@@ -34,8 +34,9 @@ const itemsSchema = z.array(z.object({ id: z.string().min(1), text: z.string().m
  * body may come as {"encrypt": "..."}: it is opened with the same Key before the token is read.
  */
 function optionsRequest(ctx: Context, source: OptionsSource): OptionsRequest {
+  // A JSON body (null or absent: the query string), so never nullish here.
   let body: unknown = ctx.request.jsonBody ?? Object.fromEntries(Object.entries(ctx.query));
-  const encrypted = (body as { encrypt?: unknown } | undefined)?.encrypt;
+  const encrypted = (body as { encrypt?: unknown }).encrypt;
   if (typeof encrypted === 'string' && source.encryptKey) {
     try {
       body = JSON.parse(decryptOptions(encrypted, source.encryptKey));

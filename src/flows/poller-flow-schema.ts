@@ -158,6 +158,20 @@ export const pollerFlowSchema = z
     overlapSec: z.number().int().min(0).max(86_400).default(300).describe('Each run asks again for this much before the cursor: covers late and clock-skewed items'),
     maxCatchUpSec: z.number().int().min(60).max(30 * 86_400).default(86_400).describe('After downtime, look back at most this far'),
     maxPerRun: z.number().int().min(1).max(1_000).default(50).describe('Cards posted per run at most; the rest go in the next runs'),
+    followRepliesSec: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86_400)
+      .default(86_400)
+      .describe("With a source.repliesFeed: a card's new comments are posted into its thread for this long after the card was posted; 0: never"),
+    maxReplyChecksPerRun: z
+      .number()
+      .int()
+      .min(1)
+      .max(500)
+      .default(20)
+      .describe('With a source.repliesFeed: cards whose comments a run lists at most, those checked longest ago first'),
   })
   .strict()
   .superRefine((f, ctx) => {

@@ -51,6 +51,11 @@ export class FairQueue {
     return this.running;
   }
 
+  /** Tasks of one client holding a slot. */
+  runningFor(client: string): number {
+    return this.runningByClient.get(client) ?? 0;
+  }
+
   add(task: FairTask): void {
     const hosts = getOrSet(this.waiting, task.client, () => new Map<string, Map<string, FairTask[]>>());
     const groups = getOrSet(hosts, task.host, () => new Map<string, FairTask[]>());

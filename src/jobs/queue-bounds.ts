@@ -109,6 +109,11 @@ export class QueueBounds {
     if (done && cost.records > 0) this.noteFinished(cost.records);
   }
 
+  /** Every client with unfinished work, and how much (GET /api/status). */
+  clients(): Array<{ client: string } & QueueCost> {
+    return [...this.byClient].map(([client, c]) => ({ client, records: c.records, bytes: c.bytes }));
+  }
+
   usage(client?: string): QueueCost {
     const c = client === undefined ? this.total : (this.byClient.get(client) ?? { records: 0, bytes: 0 });
     return { records: c.records, bytes: c.bytes };

@@ -2,7 +2,7 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { RecordCollection } from '../store/store.js';
 import { backoffDelay } from '../backoff.js';
-import { finalStatus, isFinal, pendingRecordIndexes, type Job, type RecordResult } from './job.js';
+import { finalStatus, isFinal, pendingRecordIndexes, type Job, type JobStatus, type RecordResult } from './job.js';
 import type { UpstreamClient, UpstreamOutcome } from '../upstream/client.js';
 import { FairQueue, type FairQueueLimits } from './fair-queue.js';
 import { costOf, QueueBounds, type QueueCost, type QueueLimits } from './queue-bounds.js';
@@ -34,6 +34,8 @@ export interface WorkerOptions {
 export class TaskSyncWorker {
   private readonly queue: FairQueue;
   readonly bounds: QueueBounds;
+  /** Jobs finished since start, by final status (GET /api/status, /metrics). */
+  readonly finished = new Map<JobStatus, number>();
   private readonly waiters = new Map<string, Set<(job: Job | undefined) => void>>();
   /** No new work starts. */
   private readonly stopping = new AbortController();
@@ -69,6 +71,16 @@ export class TaskSyncWorker {
     const pending = pendingRecordIndexes(job);
     if (!admitted) this.bounds.add(clientOf(job), costOf(job.webhookUrl, pending.map((i) => job.records[i]!)));
     for (const index of pending) this.enqueue(job, index, 1);
+  }
+
+  /** Unfinished records and bytes, calls running and calls waiting for a slot. */
+  depth(): { records: number; bytes: number; running: number; waiting: number } {
+    return { ...this.bounds.usage(), running: this.queue.pending, waiting: this.queue.size };
+  }
+
+  /** Per client: unfinished records and bytes, and calls running. */
+  clients(): Array<{ client: string; records: number; bytes: number; running: number }> {
+    return this.bounds.clients().map((c) => ({ ...c, running: this.queue.runningFor(c.client) }));
   }
 
   /** Picks up jobs a crash or stop left unfinished. Returns how many were resumed. */
@@ -199,6 +211,8 @@ export class TaskSyncWorker {
     job.status = finalStatus(job.results as RecordResult[]);
     job.completedAt = now;
     job.updatedAt = now;
+    // Counted as the status is set: a reader who sees the job final sees it counted.
+    this.finished.set(job.status, (this.finished.get(job.status) ?? 0) + 1);
     await this.o.jobs.archive(job);
     this.o.logger.info({ jobId: job.id, status: job.status, records: job.records.length }, 'task-sync job finished');
     for (const notify of [...(this.waiters.get(job.id) ?? [])]) notify(job);

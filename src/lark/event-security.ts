@@ -62,7 +62,8 @@ export function openEnvelope(body: unknown, encryptKey: string | undefined): Rec
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new NotAuthenticated('event body must be a JSON object');
   const encrypted = (body as { encrypt?: unknown }).encrypt;
   if (encrypted === undefined) return body as Record<string, unknown>;
-  if (typeof encrypted !== 'string' || !encryptKey) throw new NotAuthenticated('encrypted event but LARK_ENCRYPT_KEY is not set');
+  if (typeof encrypted !== 'string') throw new NotAuthenticated('"encrypt" must be a string: the encrypted event');
+  if (!encryptKey) throw new NotAuthenticated('encrypted event but LARK_ENCRYPT_KEY is not set');
   let plain: unknown;
   try {
     plain = JSON.parse(new lark.AESCipher(encryptKey).decrypt(encrypted));

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import { backoffDelay } from '../backoff.js';
 import type { Logger } from '../log.js';
+import { noMetrics, type Metrics } from '../metrics/metrics.js';
 import { classifyLarkFailure, isTokenRefused } from './lark-error.js';
 import type { LarkRateLimiter } from './rate-limiter.js';
 
@@ -18,6 +19,8 @@ export interface LarkCallOptions {
   renewToken?: () => Promise<void>;
   /** Jitter source of the backoff (tests pin it). */
   random?: () => number;
+  /** Counts each attempt by API and Lark code. */
+  metrics?: Metrics;
 }
 
 /**
@@ -29,11 +32,24 @@ export interface LarkCallOptions {
 export function createLarkCall(o: LarkCallOptions): LarkCall {
   const attempts = o.attempts ?? 4;
   const retryBaseMs = o.retryBaseMs ?? 500;
+  const metrics = o.metrics ?? noMetrics;
   return async function larkCall<T>(what: string, key: string, call: () => Promise<T>): Promise<T> {
+    // Each attempt is counted with Lark's code; the time is the call's, not the rate limiter's wait.
+    const counted = async () => {
+      const started = performance.now();
+      try {
+        const result = await call();
+        metrics.larkCall(what, 0, (performance.now() - started) / 1000);
+        return result;
+      } catch (err) {
+        metrics.larkCall(what, classifyLarkFailure(err).code, (performance.now() - started) / 1000);
+        throw err;
+      }
+    };
     let renewed = false;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await o.limiter.schedule(what, key, call);
+        return await o.limiter.schedule(what, key, counted);
       } catch (err) {
         const failure = classifyLarkFailure(err);
         if (isTokenRefused(failure) && o.renewToken && !renewed) {

@@ -16,10 +16,12 @@ export interface LarkSecrets {
 }
 
 /** A verified request: the url_verification challenge, or a callback with the id it is deduplicated by. */
+export type Challenge = { kind: 'challenge'; challenge: unknown };
 export type VerifiedCallback =
-  | { kind: 'challenge'; challenge: unknown }
+  | Challenge
   | { kind: 'event'; data: Record<string, unknown> }
-  | { kind: 'card'; format: '2.0' | 'legacy'; data: Record<string, unknown>; dedupKey: string };
+  | VerifiedCard;
+export type VerifiedCard = { kind: 'card'; format: '2.0' | 'legacy'; data: Record<string, unknown>; dedupKey: string };
 
 function requireSecurity(s: LarkSecrets): void {
   if (!s.encryptKey && !s.verificationToken) {
@@ -36,7 +38,7 @@ function parseRaw(raw: Buffer): unknown {
 }
 
 /** The url_verification challenge carries no signature headers; the token inside is what proves it. */
-function challengeOf(data: Record<string, unknown>, s: LarkSecrets): VerifiedCallback | undefined {
+function challengeOf(data: Record<string, unknown>, s: LarkSecrets): Challenge | undefined {
   if (data.type !== 'url_verification') return undefined;
   assertVerificationToken(data, s.verificationToken);
   return { kind: 'challenge', challenge: data.challenge };
@@ -55,7 +57,7 @@ function verifyAsEvent(s: LarkSecrets, h: SignatureHeaders, raw: Buffer, data: R
  * POST /api/v1/lark/callback: a pure function of (secrets, signature headers, raw bytes, now).
  * https://open.feishu.cn/document/uAjLw4CM/ukTMukTMukTM/event-subscription-guide/callback-subscription/receive-and-handle-callbacks
  */
-export function verifyEventCallback(s: LarkSecrets, h: SignatureHeaders, raw: Buffer, nowMs: number): VerifiedCallback {
+export function verifyEventCallback(s: LarkSecrets, h: SignatureHeaders, raw: Buffer, nowMs: number): Challenge | { kind: 'event'; data: Record<string, unknown> } {
   requireSecurity(s);
   const data = openEnvelope(parseRaw(raw), s.encryptKey);
   const challenge = challengeOf(data, s);
@@ -75,7 +77,7 @@ export function verifyEventCallback(s: LarkSecrets, h: SignatureHeaders, raw: Bu
  *   is refused. Deduplicated by a digest of its signature headers, which the signature binds to
  *   the body. https://open.feishu.cn/document/ukTMukTMukTM/uYzMxEjL2MTMx4iNzETM
  */
-export function verifyCardCallback(s: LarkSecrets, h: SignatureHeaders, raw: Buffer, nowMs: number): VerifiedCallback {
+export function verifyCardCallback(s: LarkSecrets, h: SignatureHeaders, raw: Buffer, nowMs: number): Challenge | VerifiedCard {
   requireSecurity(s);
   const data = openEnvelope(parseRaw(raw), s.encryptKey);
   const challenge = challengeOf(data, s);

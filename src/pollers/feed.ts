@@ -27,8 +27,11 @@ export interface FeedReply {
 }
 
 export interface FeedSource {
-  /** Items created in [since, until) (ms since epoch), oldest first. Throws FeedError on failure. */
-  list(since: number, until: number, signal?: AbortSignal): Promise<FeedItem[]>;
+  /**
+   * Items created in [since, until) (ms since epoch), oldest first. Throws FeedError on failure.
+   * `onePage`: only the first page of a paged source (`npm run flows:try` shows a sample).
+   */
+  list(since: number, until: number, signal?: AbortSignal, options?: { onePage?: boolean }): Promise<FeedItem[]>;
   /** Adds a comment to an item in the source. Absent when the source takes no replies. */
   addReply?(itemId: string, text: string, author: string, signal?: AbortSignal): Promise<void>;
   /** New comments on an item since `since`, when the source offers a replies feed. */

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { NotifyError, type Notifier } from '../notify/notifier.js';
 import type { KeySpace, RecordCollection } from '../store/store.js';
 import type { FeedItem, FeedSource, PostedCard } from './feed.js';
+import { followedCardOf, type FollowedCard } from './follow-replies.js';
 import { issueMessageOf } from './issue-message.js';
 
 /**
@@ -29,6 +30,8 @@ export interface PollRunDeps {
   logger: Logger;
   /** How long a card can be found from its message (for replies in its thread). */
   cardRetentionMs: number;
+  /** Set when the poller follows its cards' comments (follow-replies.ts): each card posted is added. */
+  followed?: RecordCollection<FollowedCard>;
 }
 
 export interface PostedItem {
@@ -105,8 +108,9 @@ export async function pollOnce(flow: PollerFlow, cursor: number | undefined, dep
       continue;
     }
     let accepted: { messageId?: string; chatId?: string };
+    const message = issueMessageOf(item, flow);
     try {
-      accepted = await deps.notifier.post(issueMessageOf(item, flow), dedupKeyOf(flow.id, item.id));
+      accepted = await deps.notifier.post(message, dedupKeyOf(flow.id, item.id));
     } catch (err) {
       const e = err instanceof NotifyError ? err : new NotifyError((err as Error)?.message ?? String(err), true);
       failed.push({ itemId: item.id, title: item.title, error: e.message, retryable: e.retryable });
@@ -115,7 +119,7 @@ export async function pollOnce(flow: PollerFlow, cursor: number | undefined, dep
       if (e.retryable) platformDown = true;
       continue;
     }
-    await markPosted(flow, item, accepted, deps, window.until);
+    await markPosted(flow, item, message.title, accepted, deps, window.until);
     posted.push({ itemId: item.id, title: item.title, ...(accepted.messageId ? { messageId: accepted.messageId } : {}) });
   }
 
@@ -148,13 +152,15 @@ function distinctOldestFirst(items: FeedItem[]): FeedItem[] {
  * mark in one write. A crash in between leaves the item unmarked: it is posted again next run,
  * with the same Lark uuid.
  */
-async function markPosted(flow: PollerFlow, item: FeedItem, accepted: { messageId?: string; chatId?: string }, deps: PollRunDeps, until: number): Promise<void> {
+async function markPosted(flow: PollerFlow, item: FeedItem, title: string, accepted: { messageId?: string; chatId?: string }, deps: PollRunDeps, until: number): Promise<void> {
   const now = deps.clock.now();
   const at = new Date(now).toISOString();
   const card: PostedCard = {
     id: seenKey(flow.id, item.id),
     pollerId: flow.id,
     itemId: item.id,
+    // As the card shows it: @bot answers name the item by it.
+    title,
     ...(accepted.chatId ? { chatId: accepted.chatId } : {}),
     ...(accepted.messageId ? { messageId: accepted.messageId } : {}),
     postedAt: at,
@@ -168,6 +174,7 @@ async function markPosted(flow: PollerFlow, item: FeedItem, accepted: { messageI
     await Promise.all([
       accepted.messageId ? deps.cardByMessage.set(accepted.messageId, card.id, now + deps.cardRetentionMs) : undefined,
       deps.seen.set(seenKey(flow.id, item.id), now, seenUntil),
+      accepted.messageId && deps.followed ? deps.followed.put(followedCardOf(flow, item.id, now)) : undefined,
     ]);
   } catch (err) {
     throw new RecordFailed(`item ${item.id} was posted but could not be recorded: ${(err as Error).message}`);

@@ -1,4 +1,5 @@
 import type { StoredRecord } from '../store/store.js';
+import type { RepliesOutcome } from './follow-replies.js';
 import type { FailedItem, PostedItem, RunOutcome } from './poll-run.js';
 
 /** What a poller remembers between runs and restarts (collection "poller-state", id = poller id). */
@@ -13,7 +14,7 @@ export interface PollerState extends StoredRecord {
   failures: number;
   /** Ticks before this time (ms) are skipped. */
   backoffUntil?: number;
-  counts: { runs: number; posted: number; failedPosts: number; failedRuns: number; skippedTicks: number };
+  counts: { runs: number; posted: number; failedPosts: number; failedRuns: number; skippedTicks: number; repliesPosted: number };
   updatedAt: string;
 }
 
@@ -30,6 +31,8 @@ export interface RunSummary {
   posted: number;
   failed: number;
   deferred: number;
+  /** The new-reply reminder's part of the run, when the source has a replies feed. */
+  replies?: RepliesOutcome;
   error?: string;
 }
 
@@ -47,12 +50,19 @@ export const POLLER_STATE = 'poller-state';
 export const POLLER_SEEN = 'poller-seen';
 
 export function freshState(id: string, now: number): PollerState {
-  return { id, failures: 0, counts: { runs: 0, posted: 0, failedPosts: 0, failedRuns: 0, skippedTicks: 0 }, updatedAt: new Date(now).toISOString() };
+  return { id, failures: 0, counts: { runs: 0, posted: 0, failedPosts: 0, failedRuns: 0, skippedTicks: 0, repliesPosted: 0 }, updatedAt: new Date(now).toISOString() };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export function summaryOf(trigger: RunTrigger, startedAt: number, finishedAt: number, outcome: RunOutcome | undefined, error: string | undefined): RunSummary {
+export function summaryOf(
+  trigger: RunTrigger,
+  startedAt: number,
+  finishedAt: number,
+  outcome: RunOutcome | undefined,
+  error: string | undefined,
+  replies?: RepliesOutcome,
+): RunSummary {
   return {
     trigger,
     startedAt: iso(startedAt),
@@ -64,6 +74,7 @@ export function summaryOf(trigger: RunTrigger, startedAt: number, finishedAt: nu
     posted: outcome?.posted.length ?? 0,
     failed: outcome?.failed.length ?? 0,
     deferred: outcome?.deferred ?? 0,
+    ...(replies ? { replies } : {}),
     ...(error ? { error } : {}),
   };
 }

@@ -6,12 +6,15 @@ import type { FlowRegistry } from '../flows/flow-registry.js';
 import type { NotifyTarget, PollerFlow } from '../flows/poller-flow-schema.js';
 import type { Messenger } from '../lark/messages.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { createNotifier } from '../notify/create-notifier.js';
 import { describeWebhook, type Notifier } from '../notify/notifier.js';
 import type { Store } from '../store/store.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { CARD_BY_MESSAGE, FeedError, POSTED_CARDS, type FeedSource, type PostedCard } from './feed.js';
+import { checkNewReplies, FOLLOWED_CARDS, followsReplies, type FollowedCard, type RepliesOutcome } from './follow-replies.js';
 import { pollOnce, type PollRunDeps, type RunOutcome } from './poll-run.js';
+import type { PostNewReplies } from './replies/replies-from-store.js';
 import { freshState, POLLER_SEEN, POLLER_STATE, reportOf, summaryOf, type PollerState, type RunReport, type RunTrigger } from './poller-state.js';
 import { createFeedSource, describeSource } from './sources/feed-source.js';
 
@@ -28,10 +31,13 @@ export interface PollersOptions {
   clock: Clock;
   logger: Logger;
   templatesDir: string;
+  /** The new-reply reminder (Lark configured): the run posts a replies feed's new comments with it. */
+  postNewReplies?: PostNewReplies;
   backoffBaseMs?: number;
   backoffCapMs?: number;
   /** Jitter of the backoff (tests pin it). */
   random?: () => number;
+  metrics?: Metrics;
 }
 
 interface Entry {
@@ -42,6 +48,8 @@ interface Entry {
   /** Why the poller is not scheduled. */
   problem?: string;
   task?: ScheduledTask;
+  /** Followed card id → when its comments were last listed (the rotation of follow-replies.ts). */
+  lastChecked: Map<string, number>;
 }
 
 interface Running {
@@ -113,7 +121,7 @@ export class Pollers {
     const notifier = createNotifier(flow.notify, flow.template, this.o);
     if ('problem' in notifier) {
       logger.warn({ poller: flow.id }, `poller ${flow.id} not scheduled: ${notifier.problem}`);
-      return { flow, fingerprint, source, problem: notifier.problem };
+      return { flow, fingerprint, source, problem: notifier.problem, lastChecked: new Map() };
     }
     const cronLog = (m: unknown) => logger.debug({ poller: flow.id }, `node-cron: ${String(m)}`);
     const task = createTask(flow.schedule, () => this.tick(flow.id), {
@@ -126,7 +134,7 @@ export class Pollers {
     task.on('execution:overlap', () => this.skipTick(flow.id));
     void task.start();
     logger.info({ poller: flow.id, schedule: flow.schedule, notify: flow.notify.type }, 'poller scheduled');
-    return { flow, fingerprint, source, notifier, task };
+    return { flow, fingerprint, source, notifier, task, lastChecked: new Map() };
   }
 
   /** A scheduled tick: runs the poller unless it is running or backing off. */
@@ -208,6 +216,8 @@ export class Pollers {
     const { clock, store } = this.o;
     const state = await this.stateOf(flow.id);
     const startedAt = clock.now();
+    const postNewReplies = followsReplies(flow, entry.source) ? this.o.postNewReplies : undefined;
+    const followed = store.collection<FollowedCard>(FOLLOWED_CARDS);
     const deps: PollRunDeps = {
       source: entry.source,
       notifier: entry.notifier!,
@@ -217,8 +227,10 @@ export class Pollers {
       clock,
       logger: this.o.logger,
       cardRetentionMs: CARD_RETENTION_MS,
+      ...(postNewReplies ? { followed } : {}),
     };
     let outcome: RunOutcome | undefined;
+    let replies: RepliesOutcome | undefined;
     let error: string | undefined;
     let backOff = false;
     try {
@@ -227,6 +239,12 @@ export class Pollers {
         const first = outcome.failed[0]!;
         error = `${outcome.failed.length} item(s) not posted, they are tried again next run: ${first.error}`;
         backOff = outcome.failed.some((f) => f.retryable);
+      }
+      if (postNewReplies) {
+        replies = await checkNewReplies(flow, { source: entry.source, followed, postNewReplies, lastChecked: entry.lastChecked, clock }, signal);
+        // The items went through: a replies feed that fails is the run's error, without holding the items back.
+        const first = replies.failed[0];
+        if (first && !error) error = `new comments of ${replies.failed.length} item(s) not posted, tried again next run: item ${first.itemId}: ${first.error}`;
       }
     } catch (err) {
       // A source failure (4xx/5xx, not JSON, unexpected shape, timeout) or a store failure: nothing moves.
@@ -238,12 +256,14 @@ export class Pollers {
       state.cursor = outcome.cursor;
       state.counts.posted += outcome.posted.length;
       state.counts.failedPosts += outcome.failed.length;
+      state.counts.repliesPosted += replies?.posted ?? 0;
       if (outcome.posted.length) this.o.logger.info({ poller: flow.id, posted: outcome.posted.length, deferred: outcome.deferred }, 'poller posted new items');
     }
     state.counts.runs++;
+    this.o.metrics?.pollerRun(flow.id, !error, outcome?.posted.length ?? 0, outcome?.failed.length ?? 0);
     if (error) this.recordError(state, error, backOff, finishedAt);
     else this.clearError(state);
-    const summary = summaryOf(trigger, startedAt, finishedAt, outcome, error);
+    const summary = summaryOf(trigger, startedAt, finishedAt, outcome, error, replies);
     state.lastRun = summary;
     state.updatedAt = new Date(finishedAt).toISOString();
     await store.collection<PollerState>(POLLER_STATE).put({ ...state, counts: { ...state.counts } });
@@ -282,7 +302,9 @@ export class Pollers {
     let state = this.states.get(id);
     if (!state) {
       const stored = await this.o.store.collection<PollerState>(POLLER_STATE).get(id);
-      state = this.states.get(id) ?? stored ?? freshState(id, this.o.clock.now());
+      const fresh = freshState(id, this.o.clock.now());
+      // A state saved by an older version lacks the newer counts.
+      state = this.states.get(id) ?? (stored ? { ...stored, counts: { ...fresh.counts, ...stored.counts } } : fresh);
       this.states.set(id, state);
     }
     return state;

@@ -7,7 +7,9 @@ import type { FileOps } from './file-ops.js';
 import { textFrame } from './frame.js';
 import type { Journal } from './journal.js';
 import type { SnapshotDoc } from './snapshot-file.js';
+import { LocalLeases, LocalLocks } from './local-coordination.js';
 import type { KeyEntry, StoreState } from './store-state.js';
+import { DEFAULT_LEASE_MS, newStoreOwner } from './store-owner.js';
 import type { KeySpace, PruneResult, RecordCollection, RetentionPolicy, Store, StoredRecord } from './store.js';
 
 export interface StoreLog {
@@ -39,6 +41,8 @@ export interface JournalStoreParts {
   compactEveryMs: number;
   /** Size of the snapshot the store started from. */
   snapshotBytes: number;
+  /** Lease a new live record starts with, and the default of claimStale/renew. */
+  leaseMs?: number;
 }
 
 const COLLECTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -49,6 +53,8 @@ export function createJournalStore(p: JournalStoreParts): JournalStore {
   const { state, journal, clock, log } = p;
   const collections = new Map<string, RecordCollection<StoredRecord>>();
   const keySpaces = new Map<string, KeySpace<unknown>>();
+  const owner = newStoreOwner();
+  const locks = new LocalLocks();
   // Compaction and retention both touch segment files: one at a time.
   let maintenance: Promise<unknown> = Promise.resolve();
   let compacting: Promise<void> | null = null;
@@ -113,29 +119,48 @@ export function createJournalStore(p: JournalStoreParts): JournalStore {
     let c = collections.get(name);
     if (!c) {
       const live = state.liveMap(name);
+      const leases = new LocalLeases(owner, clock, p.leaseMs ?? DEFAULT_LEASE_MS);
+      const put = (record: StoredRecord) => {
+        const json = JSON.stringify(record);
+        if (!live.has(record.id)) leases.started(record.id);
+        live.set(record.id, record);
+        return commit(putChange(name, json));
+      };
+      const archive = (record: StoredRecord) => {
+        const json = JSON.stringify(record);
+        const at = clock.now();
+        live.delete(record.id);
+        leases.ended(record.id);
+        const done = commit(archiveChange(name, at, json));
+        state.archive(name).addRecent({ id: record.id, at, json, seq: journal.lastSeq });
+        return done;
+      };
       c = {
         async get(id) {
           return live.get(id) ?? state.archives.get(name)?.get(id);
         },
         live: async () => [...live.values()],
-        put(record) {
-          const json = JSON.stringify(record);
-          live.set(record.id, record);
-          return commit(putChange(name, json));
-        },
-        archive(record) {
-          const json = JSON.stringify(record);
-          const at = clock.now();
-          live.delete(record.id);
-          const done = commit(archiveChange(name, at, json));
-          state.archive(name).addRecent({ id: record.id, at, json, seq: journal.lastSeq });
-          return done;
-        },
+        put,
+        archive,
         remove(id) {
           live.delete(id);
+          leases.ended(id);
           return commit(removeChange(name, id));
         },
-        archivedCount: () => state.archives.get(name)?.count ?? 0,
+        archivedCount: async () => state.archives.get(name)?.count ?? 0,
+        claimStale: async (limit, leaseMs) => leases.claimStale(live.values(), limit, leaseMs),
+        renew: async (ids, leaseMs) => leases.renew(ids.filter((id) => live.has(id)), leaseMs),
+        release: async (ids) => leases.release(ids),
+        async putIfLeased(record) {
+          if (!live.has(record.id) || !leases.holds(record.id)) return false;
+          await put(record);
+          return true;
+        },
+        async archiveIfLeased(record) {
+          if (!live.has(record.id) || !leases.holds(record.id)) return false;
+          await archive(record);
+          return true;
+        },
       };
       collections.set(name, c);
     }
@@ -175,7 +200,7 @@ export function createJournalStore(p: JournalStoreParts): JournalStore {
           space.delete(key);
           return commit(deleteKeyChange(name, key));
         },
-        size: () => space.size,
+        size: async () => space.size,
       };
       keySpaces.set(name, k);
     }
@@ -183,6 +208,7 @@ export function createJournalStore(p: JournalStoreParts): JournalStore {
   }
 
   const store: JournalStore = {
+    owner,
     collection,
     keys,
     flush: () => journal.idle(),
@@ -215,12 +241,16 @@ export function createJournalStore(p: JournalStoreParts): JournalStore {
       }
     },
 
+    // One process per data directory (its lock): a lock only has this process to exclude.
+    tryLock: async (name) => (closed ? undefined : locks.tryLock(name)),
+
     compact: () => runCompaction(),
 
     async close() {
       if (closed) return;
       closed = true;
       clearInterval(ageTimer);
+      locks.dropAll();
       await compacting?.catch(() => undefined);
       await maintenance;
       await journal.close();
@@ -229,6 +259,7 @@ export function createJournalStore(p: JournalStoreParts): JournalStore {
 
     abandon() {
       closed = true;
+      locks.dropAll();
       clearInterval(ageTimer);
       journal.abandon();
     },

@@ -72,6 +72,8 @@ export class Journal {
   bytesSinceRotation = 0;
   /** Counters for tests and benchmarks. */
   readonly stats = { commits: 0, bytes: 0 };
+  /** Told the duration (s) and size of each successful group commit (metrics). */
+  onCommit?: (seconds: number, bytes: number) => void;
   private pending: Batch | null = null;
   private inFlight: Promise<void> | null = null;
   private scheduled = false;
@@ -188,6 +190,7 @@ export class Journal {
   }
 
   private async commit(batch: Batch): Promise<void> {
+    const started = performance.now();
     try {
       if (this.needNewFile || !this.file) await this.startNewFile();
       const file = this.file!;
@@ -207,6 +210,13 @@ export class Journal {
       this.needNewFile = true;
       await this.file?.truncate(this.size).catch(() => undefined);
       batch.reject(err);
+      return;
+    }
+    // After the commit's own bookkeeping: an observer that throws cannot fail a commit.
+    try {
+      this.onCommit?.((performance.now() - started) / 1000, batch.bytes);
+    } catch {
+      // metrics are best effort
     }
   }
 

@@ -10,7 +10,9 @@ import { importV1Store } from './legacy-import.js';
 import { SNAPSHOT_FILE, snapshotDb, type SnapshotDoc } from './snapshot-file.js';
 import { StoreRefused } from './store-errors.js';
 import { StoreState } from './store-state.js';
-import type { RetentionPolicy } from './store.js';
+import type { RetentionPolicy, Store } from './store.js';
+import type { DatabaseConnection } from './pg/pg-connection.js';
+import { openPgStore } from './pg/pg-store.js';
 
 export interface JournalStoreOptions {
   dir: string;
@@ -27,6 +29,10 @@ export interface JournalStoreOptions {
   compactAtBytes?: number;
   /** ...or when it holds changes older than this (default 15 minutes). */
   compactEveryMs?: number;
+  /** Told the duration (s) and bytes of each group commit (metrics). */
+  onCommit?: (seconds: number, bytes: number) => void;
+  /** Lease a new live record starts with (default 30 s): see RecordCollection.claimStale. */
+  leaseMs?: number;
 }
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -46,6 +52,24 @@ async function prepareDir(ops: FileOps, dir: string): Promise<void> {
     if (code === 'EACCES' || code === 'EROFS') throw new StoreRefused(`DATA_DIR ${dir} cannot be created or written (${code}): fix its permissions or point DATA_DIR elsewhere`);
     throw err;
   }
+}
+
+/**
+ * Opens the store the configuration asks for: PostgreSQL when `database` is given (DATABASE_URL:
+ * several replicas share it), else the embedded journal store on `dir` (DATA_DIR: one process).
+ * Retention and lease settings apply to both.
+ */
+export async function openStore(options: JournalStoreOptions & { database?: DatabaseConnection }): Promise<Store> {
+  const { database, ...journal } = options;
+  if (!database) return openJournalStore(journal);
+  return openPgStore({
+    ...database,
+    clock: journal.clock,
+    log: journal.log,
+    retention: journal.retention,
+    defaultRetention: journal.defaultRetention,
+    leaseMs: journal.leaseMs,
+  });
 }
 
 /**
@@ -108,6 +132,7 @@ export async function openJournalStore(options: JournalStoreOptions): Promise<Jo
     }
 
     const journal = await replayJournals(ops, dir, first, gens, state, log);
+    journal.onCommit = options.onCommit;
     return createJournalStore({
       ops,
       dir,
@@ -122,6 +147,7 @@ export async function openJournalStore(options: JournalStoreOptions): Promise<Jo
       compactAtBytes: options.compactAtBytes ?? 32 * 1024 * 1024,
       compactEveryMs: options.compactEveryMs ?? 15 * 60 * 1000,
       snapshotBytes: (await ops.size(join(dir, SNAPSHOT_FILE))) ?? 0,
+      leaseMs: options.leaseMs,
     });
   } catch (err) {
     await lock.release();

@@ -30,6 +30,8 @@ export interface Intake {
   /** Set to make the handlers wait or fail. */
   taskHook?: () => Promise<void>;
   pressHook?: () => Promise<void>;
+  /** What the press handler answers (default: ok, "pressed by <open id>"). */
+  pressAnswer?: (action: CardAction) => { ok: boolean; message: string };
   close(): Promise<void>;
 }
 
@@ -63,7 +65,7 @@ export async function startIntake(secrets: { encryptKey?: string; verificationTo
       async cardAction(action) {
         it.presses.push(action);
         await it.pressHook?.();
-        return { ok: true, message: `pressed by ${action.operatorOpenId}` };
+        return it.pressAnswer?.(action) ?? { ok: true, message: `pressed by ${action.operatorOpenId}` };
       },
     },
   };

@@ -75,7 +75,7 @@ export function createGuanceSource(spec: GuanceSourceSpec, upstream: UpstreamCli
   }
 
   return {
-    async list(since, until, signal) {
+    async list(since, until, signal, options) {
       const channelUUID = await channel(signal);
       // Whole seconds that cover [since, until): the poller drops what falls outside.
       const startTime = Math.floor(since / 1000);
@@ -89,7 +89,7 @@ export function createGuanceSource(spec: GuanceSourceSpec, upstream: UpstreamCli
         for (const i of parsed.data.content) if (!byId.has(i.uuid)) byId.set(i.uuid, i);
         const total = parsed.data.pageInfo?.totalCount;
         const lastPage = parsed.data.content.length < spec.pageSize || byId.size === before || (total !== undefined && byId.size >= total);
-        if (lastPage) break;
+        if (lastPage || options?.onePage) break;
         if (pageIndex >= MAX_PAGES) {
           throw new FeedError(`more than ${MAX_PAGES * spec.pageSize} issues in one window: lower maxCatchUpSec or overlapSec`, false);
         }
