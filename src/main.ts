@@ -132,7 +132,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   // Announced once a stop signal is handled: whoever waits for this line may send one at once.
-  logger.info({ dataDir: config.dataDir, resumedJobs: resumed, resumedRuns, resumedReplies, flows: deps.flows.all().length }, `lark-bridge listening on ${where}`);
+  logger.info({ store: config.database ? 'postgresql' : config.dataDir, resumedJobs: resumed, resumedRuns, resumedReplies, flows: deps.flows.all().length }, `lark-bridge listening on ${where}`);
   for (const line of describeFeatures(config)) (line.includes('WARNING') ? logger.warn(line) : logger.info(line));
   const flowsLine = describeFlows(deps.flows.all().length, deps.flows.notConfigured(), existsSync(config.flowsDir) ? undefined : config.flowsDir);
   (flowsLine.includes('WARNING') ? logger.warn(flowsLine) : logger.info(flowsLine));

@@ -164,3 +164,17 @@ describe('flow files', () => {
     await removeDir(dir);
   });
 });
+
+describe('a flow file that is not JSON', () => {
+  it('names the reason and the place, never a piece of the text (it could be a secret written in clear)', async () => {
+    const broken = parseFlowText('leaky.json', '{\n  "secret": "s3cr3t-in-clear-0123456789" x\n}', {});
+    expect(broken.ok).toBe(false);
+    const message = (broken as { problems: Array<{ message: string }> }).problems[0]!.message;
+    expect(message).toMatch(/^not valid JSON: .* at line 2, column \d+$/);
+    expect(message).not.toContain('s3cr3t');
+    const quoted = parseFlowText('leaky.json', 's3cr3t-in-clear-0123456789', {});
+    const quotedMessage = (quoted as { problems: Array<{ message: string }> }).problems[0]!.message;
+    expect(quotedMessage).toMatch(/^not valid JSON: Unexpected token/);
+    expect(quotedMessage).not.toContain('s3cr3t');
+  });
+});

@@ -41,7 +41,7 @@ export function parseFlowText(file: string, text: string, env: NodeJS.ProcessEnv
   try {
     json = JSON.parse(text);
   } catch (err) {
-    return { ok: false, problems: [{ file, path: '(file)', message: `not valid JSON: ${(err as Error).message}` }] };
+    return { ok: false, problems: [{ file, path: '(file)', message: `not valid JSON: ${jsonErrorWithoutText((err as Error).message, text)}` }] };
   }
   const envProblems: Array<{ path: string; message: string; missingEnv: string }> = [];
   const substituted = substituteEnv(json, env, '', envProblems);
@@ -77,4 +77,19 @@ export async function listFlowFiles(dir: string): Promise<string[]> {
 
 export function formatProblem(p: FlowProblem): string {
   return `${p.file}: ${p.path}: ${p.message}`;
+}
+
+/**
+ * V8's JSON errors can quote a piece of the text ("Unexpected token 'x', "…" is not valid JSON"),
+ * and a flow file may hold a secret written in clear by mistake: /readyz and the log show the
+ * problem, so keep the reason and the place (line:column), never the text.
+ */
+export function jsonErrorWithoutText(message: string, text: string): string {
+  const reason = message.replace(/, ".*is not valid JSON$/s, '');
+  const at = /at position (\d+)/.exec(reason);
+  if (!at) return reason;
+  const before = text.slice(0, Number(at[1]));
+  const line = before.split('\n').length;
+  const column = Number(at[1]) - before.lastIndexOf('\n');
+  return `${reason.replace(/ in JSON at position \d+.*$/s, '')} at line ${line}, column ${column}`;
 }

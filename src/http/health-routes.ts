@@ -65,7 +65,7 @@ async function withDeadline(c: ReadinessCheck): Promise<CheckResult> {
 export function storeCheck(store: Store): ReadinessCheck {
   return {
     name: 'store',
-    check: async () => ((await store.isWritable()) ? { ok: true } : { ok: false, detail: 'data dir is not writable' }),
+    check: async () => ((await store.isWritable()) ? { ok: true } : { ok: false, detail: 'the store does not take writes (data dir or database: see the log)' }),
   };
 }
 

@@ -144,7 +144,7 @@ export function createTaskSync(o: TaskSyncOptions) {
       o.logger.error({ err, jobId: job.id }, 'could not persist task-sync job');
       await o.jobs.remove(job.id).catch(() => undefined);
       if (scoped) await o.idempotency.delete(scoped).catch(() => undefined);
-      throw new Unavailable('the job could not be saved (data dir not writable); nothing was sent, try again');
+      throw new Unavailable('the job could not be saved (the store does not take writes); nothing was sent, try again');
     }
     o.worker.submit(job, true);
     return { job, replayed: false };
@@ -169,7 +169,7 @@ export function createTaskSync(o: TaskSyncOptions) {
       return await claim();
     } catch (err) {
       o.logger.error({ err }, 'could not persist an idempotency key');
-      throw new Unavailable('the request could not be saved (data dir not writable); nothing was sent, try again');
+      throw new Unavailable('the request could not be saved (the store does not take writes); nothing was sent, try again');
     }
   }
 

@@ -85,7 +85,7 @@ export function createSummaryDelivery(o: DeliveryOptions) {
           await save(); // the key is taken before anything is sent
         } catch (err) {
           o.logger.error({ err }, 'could not persist a summary delivery');
-          throw new Unavailable('the request could not be saved (data dir not writable); nothing was sent, try again');
+          throw new Unavailable('the request could not be saved (the store does not take writes); nothing was sent, try again');
         }
       }
       const uuid = (chatId: string, part: number) => createHash('sha256').update(['summary', key, chatId, `${part}/${req.parts.length}`].join('\u0000')).digest('base64url');

@@ -49,7 +49,7 @@ export async function spawnService(env: Record<string, string>): Promise<Service
 }
 
 /** Runs the service to completion (for start-up failures); resolves with exit code and output. */
-export async function runServiceExpectingExit(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+export async function runServiceExpectingExit(env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
@@ -58,6 +58,9 @@ export async function runServiceExpectingExit(env: Record<string, string>): Prom
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
+  // Bounded: a service that should have refused to start but did not is killed, not waited on forever.
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(timer);
   return { code, output };
 }
