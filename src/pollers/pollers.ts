@@ -55,20 +55,31 @@ interface Entry {
 interface Running {
   trigger: RunTrigger;
   startedAt: number;
-  promise: Promise<RunReport>;
+  promise: Promise<Attempt>;
   abort: AbortController;
 }
+
+/** A run, or why none ran: another replica holds the poller's lock, or the poller backs off after errors. */
+type Attempt = RunReport | 'elsewhere' | 'backing-off';
 
 /**
  * The poller flows in force, each on its node-cron schedule. A changed, added or removed poller
  * file is rescheduled at once (FlowRegistry.onChange). A poller runs one run at a time: a tick
  * that comes while it runs (or while it backs off after errors) is skipped and counted, never
  * queued. State (cursor, last run, last error, counts) lives in the store and survives restarts.
+ *
+ * Several replicas: every replica schedules every poller, and a run holds the store lock
+ * `poller:<id>` (a PostgreSQL advisory lock), so each tick runs on one replica; the others find
+ * the lock held and let the tick go. The run reads the state from the store under the lock and
+ * writes it back before letting go. A replica killed mid-run loses the lock with its connection;
+ * the next tick runs elsewhere from the stored cursor, and the seen marks and Lark's message uuid
+ * (poll-run.ts) keep an item posted just before the kill from being posted twice.
  */
 export class Pollers {
   private readonly entries = new Map<string, Entry>();
   private readonly running = new Map<string, Running>();
-  private readonly states = new Map<string, PollerState>();
+  /** Ticks skipped here since this replica last saved the poller's state. */
+  private readonly unsavedSkips = new Map<string, number>();
   private started = false;
   private stopping = false;
   private unsubscribe?: () => void;
@@ -137,19 +148,17 @@ export class Pollers {
     return { flow, fingerprint, source, notifier, task, lastChecked: new Map() };
   }
 
-  /** A scheduled tick: runs the poller unless it is running or backing off. */
+  /** A scheduled tick: runs the poller unless it is running (here or on another replica) or backing off. */
   async tick(id: string): Promise<void> {
     const entry = this.entries.get(id);
     if (!this.started || this.stopping || !entry?.notifier) return;
-    const state = await this.stateOf(id);
-    // Checked after the await, and run() registers itself before yielding: never two at once
-    // (node-cron's noOverlap only knows its own ticks, not a run asked for by the API).
-    if (this.running.has(id) || (state.backoffUntil !== undefined && this.o.clock.now() < state.backoffUntil)) {
+    // run() registers itself before yielding: never two at once here (node-cron's noOverlap only
+    // knows its own ticks, not a run asked for by the API); the lock keeps other replicas out.
+    if (this.running.has(id)) {
       this.skipTick(id);
       return;
     }
-    const current = this.entries.get(id);
-    if (current?.notifier && !this.stopping) await this.run(current, 'schedule');
+    await this.run(entry, 'schedule');
   }
 
   /** POST /api/pollers/:id/run: one run now, backoff or not; refused while one is going. */
@@ -164,7 +173,9 @@ export class Pollers {
         runningSince: new Date(going.startedAt).toISOString(),
       });
     }
-    return this.run(entry, 'manual');
+    const attempt = await this.run(entry, 'manual');
+    if (typeof attempt === 'string') throw new Conflict(`poller ${id} is running on another replica: try again when it ends`);
+    return attempt;
   }
 
   /** The source of a poller in force (for @bot replies); whether it takes replies is the flow's `replies`. */
@@ -177,7 +188,7 @@ export class Pollers {
     const out: unknown[] = [];
     for (const entry of [...this.entries.values()].sort((a, b) => (a.flow.id < b.flow.id ? -1 : 1))) {
       const { flow } = entry;
-      const state = await this.stateOf(flow.id);
+      const { state } = await this.stateOf(flow.id);
       const going = this.running.get(flow.id);
       const next = entry.task?.getNextRun();
       out.push({
@@ -202,19 +213,37 @@ export class Pollers {
     return out;
   }
 
-  private run(entry: Entry, trigger: RunTrigger): Promise<RunReport> {
+  private run(entry: Entry, trigger: RunTrigger): Promise<Attempt> {
     const abort = new AbortController();
     const id = entry.flow.id;
-    // Registered before the first await inside execute() yields: a second tick sees it.
-    const promise = this.execute(entry, trigger, abort.signal).finally(() => this.running.delete(id));
+    // Registered before the first await inside locked() yields: a second tick sees it.
+    const promise = this.locked(entry, trigger, abort.signal).finally(() => this.running.delete(id));
     this.running.set(id, { trigger, startedAt: this.o.clock.now(), promise, abort });
     return promise;
   }
 
-  private async execute(entry: Entry, trigger: RunTrigger, signal: AbortSignal): Promise<RunReport> {
+  /** One run on one replica: under the poller's lock, from the state as stored. */
+  private async locked(entry: Entry, trigger: RunTrigger, stop: AbortSignal): Promise<Attempt> {
+    const id = entry.flow.id;
+    const lock = await this.o.store.tryLock(`poller:${id}`);
+    if (!lock) return 'elsewhere';
+    try {
+      const { state, skips } = await this.stateOf(id);
+      if (trigger === 'schedule' && state.backoffUntil !== undefined && this.o.clock.now() < state.backoffUntil) {
+        this.skipTick(id);
+        return 'backing-off';
+      }
+      // A lost lock (its database connection dropped) stops the run after the card in hand, as a stop does.
+      return await this.execute(entry, trigger, state, AbortSignal.any([stop, lock.signal]), lock.signal, skips);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** `skips`: the ticks skipped here that `state` counts; saved with it. */
+  private async execute(entry: Entry, trigger: RunTrigger, state: PollerState, signal: AbortSignal, lockLost: AbortSignal, skips: number): Promise<RunReport> {
     const { flow } = entry;
     const { clock, store } = this.o;
-    const state = await this.stateOf(flow.id);
     const startedAt = clock.now();
     const postNewReplies = followsReplies(flow, entry.source) ? this.o.postNewReplies : undefined;
     const followed = store.collection<FollowedCard>(FOLLOWED_CARDS);
@@ -266,7 +295,13 @@ export class Pollers {
     const summary = summaryOf(trigger, startedAt, finishedAt, outcome, error, replies);
     state.lastRun = summary;
     state.updatedAt = new Date(finishedAt).toISOString();
-    await store.collection<PollerState>(POLLER_STATE).put({ ...state, counts: { ...state.counts } });
+    if (lockLost.aborted) {
+      // Another replica may run the poller now, from the stored state: ours would overwrite its cursor.
+      this.o.logger.warn({ poller: flow.id }, `poller ${flow.id}: lost its lock mid-run; the items posted are marked, the state is left to the next run`);
+    } else {
+      await store.collection<PollerState>(POLLER_STATE).put({ ...state, counts: { ...state.counts } });
+      this.unsavedSkips.set(flow.id, (this.unsavedSkips.get(flow.id) ?? 0) - skips);
+    }
     return reportOf(flow.id, summary, outcome, state.cursor);
   }
 
@@ -293,21 +328,18 @@ export class Pollers {
   }
 
   private skipTick(id: string): void {
-    const state = this.states.get(id);
-    if (state) state.counts.skippedTicks++;
+    this.unsavedSkips.set(id, (this.unsavedSkips.get(id) ?? 0) + 1);
   }
 
-  /** The state kept in memory (one process per data directory), loaded once from the store. */
-  private async stateOf(id: string): Promise<PollerState> {
-    let state = this.states.get(id);
-    if (!state) {
-      const stored = await this.o.store.collection<PollerState>(POLLER_STATE).get(id);
-      const fresh = freshState(id, this.o.clock.now());
-      // A state saved by an older version lacks the newer counts.
-      state = this.states.get(id) ?? (stored ? { ...stored, counts: { ...fresh.counts, ...stored.counts } } : fresh);
-      this.states.set(id, state);
-    }
-    return state;
+  /** The state as stored (another replica may have run the poller since), plus the ticks skipped here and not saved yet. */
+  private async stateOf(id: string): Promise<{ state: PollerState; skips: number }> {
+    const stored = await this.o.store.collection<PollerState>(POLLER_STATE).get(id);
+    const fresh = freshState(id, this.o.clock.now());
+    // A state saved by an older version lacks the newer counts.
+    const state = stored ? { ...stored, counts: { ...fresh.counts, ...stored.counts } } : fresh;
+    const skips = this.unsavedSkips.get(id) ?? 0;
+    state.counts.skippedTicks += skips;
+    return { state, skips };
   }
 }
 
