@@ -3,12 +3,12 @@ import { backoffDelay } from '../backoff.js';
 import type { Clock } from '../clock.js';
 import { Conflict, NotFound, Unavailable } from '../errors.js';
 import type { FlowRegistry } from '../flows/flow-registry.js';
-import type { NotifyTarget, PollerFlow } from '../flows/poller-flow-schema.js';
+import type { PollerFlow } from '../flows/poller-flow-schema.js';
 import type { Messenger } from '../lark/messages.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { createNotifier } from '../notify/create-notifier.js';
-import { describeWebhook, type Notifier } from '../notify/notifier.js';
+import type { Notifier } from '../notify/notifier.js';
 import type { Store } from '../store/store.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { CARD_BY_MESSAGE, FeedError, POSTED_CARDS, type FeedSource, type PostedCard } from './feed.js';
@@ -16,7 +16,8 @@ import { checkNewReplies, FOLLOWED_CARDS, followsReplies, type FollowedCard, typ
 import { pollOnce, type PollRunDeps, type RunOutcome } from './poll-run.js';
 import type { PostNewReplies } from './replies/replies-from-store.js';
 import { freshState, POLLER_SEEN, POLLER_STATE, reportOf, summaryOf, type PollerState, type RunReport, type RunTrigger } from './poller-state.js';
-import { createFeedSource, describeSource } from './sources/feed-source.js';
+import { createFeedSource } from './sources/feed-source.js';
+import { pollerListing } from './poller-listing.js';
 
 const DAY = 86_400_000;
 /** A card can be found from its Lark message (a reply in its thread) this long after it was posted. */
@@ -158,7 +159,8 @@ export class Pollers {
       this.skipTick(id);
       return;
     }
-    await this.run(entry, 'schedule');
+    // A store that cannot be reached (no lock to take, no state to read): this tick is skipped.
+    await this.run(entry, 'schedule').catch((err: unknown) => this.o.logger.warn({ err, poller: id }, `poller ${id}: tick skipped, the store is unavailable`));
   }
 
   /** POST /api/pollers/:id/run: one run now, backoff or not; refused while one is going. */
@@ -187,28 +189,8 @@ export class Pollers {
   async list(): Promise<unknown[]> {
     const out: unknown[] = [];
     for (const entry of [...this.entries.values()].sort((a, b) => (a.flow.id < b.flow.id ? -1 : 1))) {
-      const { flow } = entry;
-      const { state } = await this.stateOf(flow.id);
-      const going = this.running.get(flow.id);
-      const next = entry.task?.getNextRun();
-      out.push({
-        id: flow.id,
-        name: flow.name,
-        schedule: flow.schedule,
-        ...(flow.timezone ? { timezone: flow.timezone } : {}),
-        scheduled: Boolean(entry.task),
-        ...(entry.problem ? { problem: entry.problem } : {}),
-        nextRunAt: next ? next.toISOString() : null,
-        running: going ? { trigger: going.trigger, since: new Date(going.startedAt).toISOString() } : false,
-        source: describeSource(flow.source),
-        notify: describeNotify(flow.notify),
-        replies: flow.replies,
-        cursor: state.cursor === undefined ? null : new Date(state.cursor).toISOString(),
-        lastRun: state.lastRun ?? null,
-        lastError: state.lastError ?? null,
-        backoffUntil: state.backoffUntil === undefined ? null : new Date(state.backoffUntil).toISOString(),
-        counts: state.counts,
-      });
+      const { state } = await this.stateOf(entry.flow.id);
+      out.push(pollerListing(entry.flow, state, { scheduled: Boolean(entry.task), problem: entry.problem, nextRun: entry.task?.getNextRun(), running: this.running.get(entry.flow.id) }));
     }
     return out;
   }
@@ -341,8 +323,4 @@ export class Pollers {
     state.counts.skippedTicks += skips;
     return { state, skips };
   }
-}
-
-function describeNotify(n: NotifyTarget): { type: string; target: string } {
-  return n.type === 'lark-app' ? { type: n.type, target: n.chatId } : { type: n.type, target: describeWebhook(n.webhook) };
 }
