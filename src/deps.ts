@@ -108,6 +108,8 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
           runs: store.collection<Run>('runs'),
           locks: store,
           wakeups: store.collection<RunWakeup>('run-wakeups'),
+          // A dead replica's runs are looked for at least every third of a lease (and every 5 s at most).
+          sweepEveryMs: Math.min(5_000, Math.floor((config.database?.leaseMs ?? 30_000) / 3)),
           inbox: new RunInbox(store.collection<InboxItem>('run-inbox'), store.keys<CallbackResult>('run-callbacks'), clock),
           flows,
           approvals,

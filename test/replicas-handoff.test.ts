@@ -120,6 +120,33 @@ describe.skipIf(postgresSkipReason() !== undefined)('two replicas in one process
     const keys = records.flatMap((r) => upstream!.callsFor(r).map((c) => c.headers['idempotency-key']));
     expect(new Set(keys)).toEqual(new Set(records.map((r) => `${jobId}:${r}`)));
   });
+
+  it('keeps the results of calls that end while the database is down, and writes them once it is back, without a restart', async () => {
+    const held: Array<() => void> = [];
+    upstream = await startFakeUpstream(async () => {
+      await new Promise<void>((resolve) => held.push(resolve));
+      return { status: 200 };
+    });
+    const url = await cluster.createDatabase('outage_results');
+    const app = await startTestApp({ DATABASE_URL: url, DATABASE_LEASE_MS: '1000', DATABASE_CONNECT_TIMEOUT_MS: '1000', TASK_SYNC_ALLOWED_URLS: `${upstream.url}/hooks/`, TASK_SYNC_CONCURRENCY: '3' });
+    apps.push(app);
+    const created = await api(app.url, '/api/task-sync', { body: { webhookUrl: `${upstream.url}/hooks/x`, records: ['r1', 'r2', 'r3'] } });
+    expect(created.status).toBe(202);
+    await waitFor(() => held.length === 3); // the three calls are in flight…
+    await cluster.stop('fast'); // …when the database goes away
+    try {
+      for (const answer of held.splice(0)) answer(); // the upstream answers: the results cannot be written
+      await waitFor(() => upstream!.calls.every((c) => c.cutAt === undefined) && app.deps.worker.depth().running === 0);
+    } finally {
+      await cluster.start();
+    }
+    const done = await waitFor(async () => {
+      const r = await api(app.url, `/api/task-sync/status/${created.json.jobId}`);
+      return r.json?.status === 'success' ? r.json : undefined;
+    }, 10_000);
+    expect(done.results.map((r: { recordId: string }) => r.recordId)).toEqual(['r1', 'r2', 'r3']);
+    expect(upstream.calls).toHaveLength(3); // nothing was sent again
+  });
 });
 
 function dbName(app: TestApp): string {

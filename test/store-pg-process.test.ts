@@ -1,7 +1,7 @@
 /**
  * The service on PostgreSQL, killed with SIGKILL mid-burst: every job that got its 202 is in the
  * database and finishes after the restart; requests that were refused or cut made nothing.
- * (One replica: several replicas coordinating over the database is the next step.)
+ * (One replica; several replicas sharing the database: test/replicas-*.test.ts.)
  */
 import { readdir } from 'node:fs/promises';
 import pg from 'pg';

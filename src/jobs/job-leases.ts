@@ -90,8 +90,9 @@ export class JobLeases {
   private async beat(lost: (job: Job) => void, save: () => Promise<void>): Promise<void> {
     if (this.busy || this.stopped) return;
     this.busy = true;
+    // Results the store refused earlier (it was unavailable): written now, if it answers again.
+    await save().catch((err: unknown) => this.o.logger.warn({ err }, 'task-sync: results still not written; trying again shortly'));
     try {
-      await save();
       const jobs = [...this.held.values()];
       for (let i = 0; i < jobs.length; i += BATCH) {
         const part = jobs.slice(i, i + BATCH);
