@@ -5,7 +5,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { approvalTaskEvent, sendLarkEvent } from './lark-emulator/event-sender.js';
-import { APP_ID, APPROVAL_CODE, ASSISTANT, ENCRYPT_KEY, flowFile, startApprovalApp, startHarness, VERIFICATION_TOKEN, type Harness } from './helpers/approval-harness.js';
+import { APP_ID, APPROVAL_CODE, approvalEnv, ASSISTANT, ENCRYPT_KEY, flowFile, startApprovalApp, startHarness, VERIFICATION_TOKEN, type Harness } from './helpers/approval-harness.js';
+import { FakeFeedSource, startRepliesApp, startRepliesHarness, type RepliesHarness } from './helpers/replies-harness.js';
 import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { postgresSkipReason, startPostgres, type PostgresCluster } from './helpers/postgres.js';
 import { query } from './helpers/replicas.js';
@@ -14,6 +15,7 @@ import { api, removeDir, startTestApp, waitFor, type TestApp } from './helpers/t
 describe.skipIf(postgresSkipReason() !== undefined)('two replicas in one process on PostgreSQL: hand-offs', () => {
   let cluster: PostgresCluster;
   let h: Harness | undefined;
+  let replies: RepliesHarness | undefined;
   let upstream: FakeUpstream | undefined;
   const apps: TestApp[] = [];
   beforeAll(async () => {
@@ -26,8 +28,9 @@ describe.skipIf(postgresSkipReason() !== undefined)('two replicas in one process
       await removeDir(app.dataDir);
     }
     await h?.close();
+    await replies?.close();
     await upstream?.close();
-    h = upstream = undefined;
+    h = replies = upstream = undefined;
   });
 
   /** The harness's app is replica a; replica b shares its database, flows and Lark. */
@@ -146,6 +149,38 @@ describe.skipIf(postgresSkipReason() !== undefined)('two replicas in one process
     }, 10_000);
     expect(done.results.map((r: { recordId: string }) => r.recordId)).toEqual(['r1', 'r2', 'r3']);
     expect(upstream.calls).toHaveLength(3); // nothing was sent again
+  });
+
+  it('an @bot reply being handled on a is left to a by a replica that starts; once a is gone it is answered once, and a\'s late write is refused', async () => {
+    const url = await cluster.createDatabase('replies');
+    replies = await startRepliesHarness({ env: { DATABASE_URL: url } });
+    const source = new FakeFeedSource();
+    replies.sources.set('guance-issues', source);
+    let release!: () => void;
+    source.hold = new Promise<void>((r) => (release = r));
+    const card = await replies.postCard('guance-issues', 'issue-1', { title: 'Disk full' });
+    const { message, event } = replies.say({ text: '@_user_1 on it', replyTo: card.message_id, inThread: true });
+    expect((await replies.deliver(event)).status).toBe(200);
+    await waitFor(() => source.calls === 1); // a is adding the comment
+
+    // Replica b starts meanwhile: a's message is a's, b takes nothing.
+    const targets = { pollerIds: () => ['guance-issues'], sourceFor: () => source, repliesEnabled: () => true };
+    const b = await startRepliesApp(approvalEnv(replies.lark.url, replies.app.dataDir, { DATABASE_URL: url }), { replyTargets: targets });
+    apps.push(b);
+    await b.deps.chatReplies!.idle();
+    expect(source.calls).toBe(1);
+    expect(replies.answersTo(message.message_id)).toEqual([]);
+
+    // a dies (its lease runs out): b's sweep takes the message and tells the thread to check.
+    await query(url, "UPDATE live_records SET lease_until = 0 WHERE collection = 'chat-replies'");
+    await b.deps.chatReplies!.resume();
+    await waitFor(() => replies!.answersTo(message.message_id).length === 1);
+    expect(replies.answersTo(message.message_id)[0]).toMatch(/restarted while adding this comment/);
+    // a wakes up: its comment went to the source, but its write (and so its answer) is refused.
+    release();
+    await replies.idle();
+    expect(source.calls).toBe(1);
+    expect(replies.answersTo(message.message_id)).toHaveLength(1);
   });
 });
 
