@@ -73,8 +73,9 @@ describe.skipIf(postgresSkipReason() !== undefined)('two replicas on one Postgre
     const survivor = replicas.find((r) => r !== running)!;
     await waitFor(() => cards().length >= ISSUES, 30_000);
     // A few more ticks on the survivor: nothing more is posted.
-    const runs = async () => (await query<{ n: number }>(dbUrl, "SELECT (doc->'counts'->>'runs')::int AS n FROM live_records WHERE collection = 'poller-state'"))[0]!.n;
-    const after = await runs();
+    // (The killed replica's run saved no state; the survivor's saves it as each of its runs ends.)
+    const runs = async () => (await query<{ n: number }>(dbUrl, "SELECT (doc->'counts'->>'runs')::int AS n FROM live_records WHERE collection = 'poller-state'"))[0]?.n ?? 0;
+    const after = await waitFor(async () => (await runs()) || undefined, 15_000);
     await waitFor(async () => (await runs()) >= after + 2, 10_000);
 
     const titles = cards().map((m) => (JSON.parse(m.content).header.title.content as string).replace(/^\[P\d\] /, ''));

@@ -32,6 +32,8 @@ describe.skipIf(postgresSkipReason() !== undefined)('the service on PostgreSQL, 
     dirs.push(dir);
     const env = {
       DATABASE_URL: await cluster.createDatabase('process'),
+      // The restarted process is a new replica: it takes the killed one's jobs once their leases run out.
+      DATABASE_LEASE_MS: '2000',
       DATA_DIR: dir, // unused with DATABASE_URL: nothing may be written there
       FLOWS_DIR: dir,
       API_TOKENS: TOKEN,

@@ -120,16 +120,15 @@ export class TaskSyncWorker {
   private async takeOver(wanted: () => boolean): Promise<number> {
     let resumed = 0;
     for (const job of await this.leases.claim(wanted)) {
-      if (isFinal(job)) {
-        if (await this.o.jobs.archiveIfLeased(job)) this.leases.drop(job);
-        else this.lose(job);
-      } else if (pendingRecordIndexes(job).length === 0) {
-        this.leases.hold(job);
-        await this.save(job);
-      } else {
+      if (!isFinal(job) && pendingRecordIndexes(job).length > 0) {
         this.submit(job);
         resumed++;
+        continue;
       }
+      // Every record has its result, the archive was cut (a crash): archive it now. A job
+      // already final was counted by the process that finished it.
+      if (isFinal(job)) this.counted.add(job);
+      await this.save(job).catch((err: unknown) => this.o.logger.warn({ err, jobId: job.id }, 'task-sync: a finished job could not be archived yet; trying again shortly'));
     }
     if (resumed) this.o.logger.info({ jobs: resumed }, 'task-sync: resumed unfinished jobs');
     return resumed;
@@ -255,7 +254,7 @@ export class TaskSyncWorker {
     if (this.archived.has(job) || !this.leases.holds(job)) return;
     let kept: boolean;
     try {
-      kept = pendingRecordIndexes(job).length === 0 ? await this.finish(job) : await this.o.jobs.putIfLeased(job);
+      kept = isFinal(job) || pendingRecordIndexes(job).length === 0 ? await this.finish(job) : await this.o.jobs.putIfLeased(job);
     } catch (err) {
       this.unsaved.add(job);
       throw err;
