@@ -5,8 +5,8 @@
  *
  * The front is nginx when it is installed (a generated loopback config, two upstream servers:
  * what nginx/lark-bridge-replicas.conf does without TLS), else a small round-robin proxy in
- * Node. The bare Koa baseline is measured direct and behind the same front (two bare Koas), so
- * the front's own cost is visible. Every replica's job is a real job: committed (fsync on) before
+ * Node. Each figure is compared with bare Koa in the same shape: direct, behind the front alone,
+ * and two bare Koa processes behind the front, so the front's own cost is not counted against us. Every replica's job is a real job: committed (fsync on) before
  * its 202, then sent to a loopback upstream by that replica's worker.
  *
  * Against BENCH_DATABASE_URL (an empty database you can spare; each configuration gets a fresh
@@ -201,28 +201,42 @@ async function main(): Promise<void> {
   const front = (backends: string[]) => (nginx ? nginxFront(nginx, backends) : nodeFront(backends));
   const procs: Proc[] = [upstream, bareA, bareB];
   try {
+    // The baselines: bare Koa direct, behind the front alone, and two of them behind the front.
     const bareDirect = await load(bareA.url, body);
+    const bareFront1 = await front([bareA.url]);
+    const bareBehind1 = await load(bareFront1.url, body);
+    await bareFront1.stop();
+    const bareFront2 = await front([bareA.url, bareB.url]);
+    const bareBehind2 = await load(bareFront2.url, body);
+    await bareFront2.stop();
 
+    // Each configuration on an empty database with fresh replicas: the jobs of one run do not weigh on the next.
     await freshDatabase(dbUrl);
     const one = await startProc('src/main.ts', env);
     const oneLoad = await load(one.url, body);
     await stopProc(one);
 
+    // One replica behind the front (one upstream server): the front's own cost, without a second replica.
+    await freshDatabase(dbUrl);
+    const single = await startProc('src/main.ts', env);
+    const oneFront = await front([single.url]);
+    const oneBehind = await load(oneFront.url, body);
+    await oneFront.stop();
+    await stopProc(single);
+
     await freshDatabase(dbUrl);
     const [r1, r2] = await Promise.all([startProc('src/main.ts', env), startProc('src/main.ts', env)]);
     procs.push(r1, r2);
-    const bareFront = await front([bareA.url, bareB.url]);
-    const bareBehind = await load(bareFront.url, body);
-    await bareFront.stop();
     const replicaFront = await front([r1.url, r2.url]);
     const twoLoad = await load(replicaFront.url, body);
     await replicaFront.stop();
 
+    const via = nginx ? 'nginx' : 'the proxy';
     console.log();
-    console.log(row('1 replica on PostgreSQL (direct)', oneLoad, bareDirect));
-    console.log(row(`2 replicas behind ${nginx ? 'nginx' : 'the proxy'}`, twoLoad, bareBehind));
-    console.log(`${''.padEnd(40)} (bare Koa behind the front: 2 bare Koa processes behind it; direct bare Koa ${bareDirect.rps} req/s, p99 ${bareDirect.p99} ms)`);
-    console.log(`2 replicas vs 1: ${(twoLoad.rps / oneLoad.rps).toFixed(2)}x`);
+    console.log(row('1 replica on PostgreSQL, direct', oneLoad, bareDirect));
+    console.log(row(`1 replica behind ${via}`, oneBehind, bareBehind1));
+    console.log(row(`2 replicas behind ${via} (round-robin)`, twoLoad, bareBehind2));
+    console.log(`2 replicas vs 1, both behind ${via}: ${(twoLoad.rps / oneBehind.rps).toFixed(2)}x`);
   } finally {
     for (const p of procs) await stopProc(p).catch(() => undefined);
     await rm(dataDir, { recursive: true, force: true });
