@@ -13,6 +13,7 @@ import { syncProgressCard } from './progress-card.js';
 import type { InboxItem, RunInbox } from './run-inbox.js';
 import { addNewTasks, addStep, applyRetry, applyStatus, endIfInstanceEnded, newRun, STAGES, verdict } from './run-updates.js';
 import { nextStamp, type LarkFailure, type Run, type StageRun, type StepName } from './run.js';
+import { RunLockLost, type TurnResult } from './run-turns.js';
 
 export interface RunDeps {
   runs: RecordCollection<Run>;
@@ -31,21 +32,6 @@ export interface RunDeps {
   random?: () => number;
   /** Told of each run that reaches an end state, once it is archived (metrics, GET /api/status). */
   runEnded?: (run: Readonly<Run>) => void;
-}
-
-export interface TurnResult {
-  /** Ids of the inbox items the turn read (applied or left waiting). */
-  seen: string[];
-  /** The run as the turn left it, while still active. */
-  run?: Run;
-}
-
-/** The run's lock was lost mid-turn (the database connection holding it dropped). */
-export class RunLockLost extends Error {
-  constructor(runId: string) {
-    super(`the lock of run ${runId} was lost: another replica may advance it now; this turn stops`);
-    this.name = 'RunLockLost';
-  }
 }
 
 /**

@@ -1,10 +1,25 @@
 import type { RecordCollection, Store } from '../store/store.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
-import type { RunStory, TurnResult } from './approval-run.js';
+import type { RunStory } from './approval-run.js';
 import type { RunInbox } from './run-inbox.js';
 import type { Run } from './run.js';
 import { RunWakeups, type RunWakeup } from './run-wakeups.js';
+
+export interface TurnResult {
+  /** Ids of the inbox items the turn read (applied or left waiting). */
+  seen: string[];
+  /** The run as the turn left it, while still active. */
+  run?: Run;
+}
+
+/** The run's lock was lost mid-turn (the database connection holding it dropped). */
+export class RunLockLost extends Error {
+  constructor(runId: string) {
+    super(`the lock of run ${runId} was lost: another replica may advance it now; this turn stops`);
+    this.name = 'RunLockLost';
+  }
+}
 
 export interface RunTurnsDeps {
   runs: RecordCollection<Run>;
