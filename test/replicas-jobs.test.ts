@@ -35,7 +35,9 @@ describe.skipIf(postgresSkipReason() !== undefined)('two replicas on one Postgre
     const url = await cluster.createDatabase('replica_jobs');
     const env = {
       DATABASE_URL: url,
-      DATABASE_LEASE_MS: '2000', // a dead replica's jobs are taken over within seconds
+      // A dead replica's jobs are taken over within seconds; long enough that a live replica stalled
+      // by a loaded CI machine keeps its leases (two live replicas never work one job).
+      DATABASE_LEASE_MS: '5000',
       DATA_DIR: dir,
       FLOWS_DIR: dir,
       API_TOKENS: TOKEN,
