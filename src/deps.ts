@@ -7,6 +7,7 @@ import { TaskSyncWorker } from './jobs/worker.js';
 import { ApprovalEngine } from './flows/approval-engine.js';
 import { FlowRegistry } from './flows/flow-registry.js';
 import type { Run } from './flows/run.js';
+import type { RunWakeup } from './flows/run-wakeups.js';
 import { approvalLinkFor } from './lark/approval-link.js';
 import { BotIdentity } from './lark/bot-info.js';
 import { createLarkApis } from './lark/lark-apis.js';
@@ -78,6 +79,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
     },
     retries: config.taskSync.retries,
     retryBaseMs: config.taskSync.retryBaseMs,
+    leaseMs: config.database?.leaseMs,
   });
   const { appId, appSecret, domain, timeoutMs } = config.lark;
   const larkApis = appId && appSecret ? createLarkApis({ appId, appSecret, domain, timeoutMs, logger, clock, metrics }) : undefined;
@@ -104,6 +106,10 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
     approvals && messenger
       ? new ApprovalEngine({
           runs: store.collection<Run>('runs'),
+          locks: store,
+          wakeups: store.collection<RunWakeup>('run-wakeups'),
+          // A dead replica's runs are looked for at least every third of a lease (and every 5 s at most).
+          sweepEveryMs: Math.min(5_000, Math.floor((config.database?.leaseMs ?? 30_000) / 3)),
           inbox: new RunInbox(store.collection<InboxItem>('run-inbox'), store.keys<CallbackResult>('run-callbacks'), clock),
           flows,
           approvals,

@@ -89,6 +89,8 @@ describe('LARK_ASSISTANT_USER_ID is required when approval flows are loaded', ()
     };
     const engine = new ApprovalEngine({
       runs: store.collection<Run>('runs'),
+      locks: store,
+      wakeups: store.collection('run-wakeups'),
       inbox: new RunInbox(store.collection<InboxItem>('run-inbox'), store.keys<CallbackResult>('run-callbacks'), systemClock),
       flows,
       approvals: { getInstance: refuse, approve: refuse, reject: refuse, subscribe: refuse } as unknown as ApprovalApi,

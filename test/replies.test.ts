@@ -258,7 +258,9 @@ describe('exactly once', () => {
 
     // A crash after Lark took the answer but before "answered" was written: the start after it sends again.
     const done = (await h.record(message.message_id))!;
-    await h.app.deps.store.collection<ChatReply>(CHAT_REPLIES).put({ ...done, state: 'answering' });
+    const replies = h.app.deps.store.collection<ChatReply>(CHAT_REPLIES);
+    await replies.put({ ...done, state: 'answering' });
+    await replies.release([done.id]); // a restart: the lease of the process that died is gone with it
     expect(await h.app.deps.chatReplies!.resume()).toBe(1);
     await h.idle();
     const calls = h.lark.callsTo('POST', path);
@@ -277,6 +279,7 @@ describe('exactly once', () => {
     await waitFor(() => source.calls === 1);
     // The process dies while the source works; the next start picks up what is on disk.
     const d = h.app.deps;
+    await d.store.collection<ChatReply>(CHAT_REPLIES).release([message.message_id]); // the dead process's lease went with it
     const restarted = chatRepliesFor(d.store, { targets: { pollerIds: () => ['guance-issues'], sourceFor: () => source, repliesEnabled: () => true }, bot: d.botIdentity!, userNames: { nameOf: async () => undefined }, messenger: d.messenger!, clock: d.clock, logger: d.logger });
     expect(await restarted.resume()).toBe(1);
     await restarted.idle();

@@ -1,7 +1,7 @@
 /**
  * The service on PostgreSQL, killed with SIGKILL mid-burst: every job that got its 202 is in the
  * database and finishes after the restart; requests that were refused or cut made nothing.
- * (One replica: several replicas coordinating over the database is the next step.)
+ * (One replica; several replicas sharing the database: test/replicas-*.test.ts.)
  */
 import { readdir } from 'node:fs/promises';
 import pg from 'pg';
@@ -32,6 +32,8 @@ describe.skipIf(postgresSkipReason() !== undefined)('the service on PostgreSQL, 
     dirs.push(dir);
     const env = {
       DATABASE_URL: await cluster.createDatabase('process'),
+      // The restarted process is a new replica: it takes the killed one's jobs once their leases run out.
+      DATABASE_LEASE_MS: '2000',
       DATA_DIR: dir, // unused with DATABASE_URL: nothing may be written there
       FLOWS_DIR: dir,
       API_TOKENS: TOKEN,

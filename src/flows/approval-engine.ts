@@ -1,11 +1,23 @@
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import type { ApprovalTaskEvent } from '../lark/event-intake.js';
+import type { RecordCollection, Store } from '../store/store.js';
 import type { BusinessResult } from './business-call.js';
 import { CallbackTimers } from './callback-timers.js';
 import type { ApprovalFlow, Stage } from './flow-schema.js';
 import { retryStageOf } from './progress-card.js';
 import { RunStory, type RunDeps } from './approval-run.js';
 import { failureKey, type Run } from './run.js';
+import { RunTurns } from './run-turns.js';
+import type { RunWakeup } from './run-wakeups.js';
+
+export interface EngineDeps extends RunDeps {
+  /** The store's named locks: a run's turns are serialised across replicas by `run:<instance code>`. */
+  locks: Pick<Store, 'tryLock'>;
+  /** Wake-up marks (run-wakeups.ts): a turn cut by a crash, a callback deadline, found by any replica. */
+  wakeups: RecordCollection<RunWakeup>;
+  /** How often stale wake-ups and inbox items are looked for (default 5 s). */
+  sweepEveryMs?: number;
+}
 
 // Statuses of other tasks that change a run we know (approval_task event, see run-updates.ts).
 const TRACKED_STATUSES = new Set(['REJECTED', 'DONE', 'ROLLBACK', 'OVERTIME_CLOSE', 'OVERTIME_RECOVER']);
@@ -13,21 +25,19 @@ const TRACKED_STATUSES = new Set(['REJECTED', 'DONE', 'ROLLBACK', 'OVERTIME_CLOS
 /**
  * The way in for approval work: task events, async callbacks, the Retry button, restarts.
  *
- * One chain per run: every change to a run record happens in `RunStory.advance`, queued on that
- * run's chain. The ways in only validate, write a small durable inbox item (or a callback claim)
- * and queue the chain, so Lark's 200 and a callback's answer wait for one disk write, never for a
- * slow business or Lark call the chain may be in.
+ * One turn at a time per run, across replicas (run-turns.ts): every change to a run record
+ * happens in `RunStory.advance`, in a turn that holds the run's lock. The ways in only validate,
+ * write a small durable inbox item (or a callback claim) and ask for a turn, so Lark's 200 and a
+ * callback's answer wait for one write, never for a slow business or Lark call a turn may be in.
  */
 export class ApprovalEngine {
-  private readonly chains = new Map<string, Promise<void>>();
-  /** Runs with an advance queued but not started: more news joins that turn. */
-  private readonly queued = new Set<string>();
   private readonly timers = new CallbackTimers();
   private readonly story: RunStory;
-  private stopped = false;
+  private readonly turns: RunTurns;
 
-  constructor(private readonly o: RunDeps) {
-    this.story = new RunStory(o, this.timers, (runId) => this.schedule(runId));
+  constructor(private readonly o: EngineDeps) {
+    this.story = new RunStory(o, this.timers, (runId) => this.turns.schedule(runId));
+    this.turns = new RunTurns(o, this.story);
   }
 
   /** Records a task event durably (Lark may then get its 200) and queues the run. */
@@ -56,7 +66,7 @@ export class ApprovalEngine {
     } else {
       return 'ignored';
     }
-    this.schedule(runId);
+    this.turns.schedule(runId, { news: true });
     return added === 'added' ? 'queued' : 'duplicate';
   }
 
@@ -76,7 +86,7 @@ export class ApprovalEngine {
       throw new Conflict(`ticket ${ticketId} is not waiting for a ${stage} callback (state: ${run.status === 'active' ? s.state : run.status})`);
     }
     if (!(await this.o.inbox.claimCallback(run.id, stage, s, result))) throw new Conflict(`ticket ${ticketId} already has a ${stage} result`);
-    this.schedule(run.id);
+    this.turns.schedule(run.id, { news: true });
   }
 
   async findRun(ticketId: string): Promise<Run | undefined> {
@@ -92,42 +102,36 @@ export class ApprovalEngine {
     if (!operatorOpenId || !flow.notify?.retryBy.includes(operatorOpenId)) return { ok: false, message: 'You are not allowed to retry this request.' };
     if (retryStageOf(run, flow) !== stage) return { ok: false, message: `The ${stage} stage has not failed; nothing to retry.` };
     await this.o.inbox.add({ runId: run.id, kind: 'retry', stage, seen: failureKey(run, stage), operator: operatorOpenId });
-    this.schedule(run.id);
+    this.turns.schedule(run.id, { news: true });
     return { ok: true, message: run.larkFailure ? `Retrying: ${run.larkFailure.step}…` : `Retrying ${stage}…` };
   }
 
-  /** Picks up runs a crash or stop left in the middle, and runs with news not yet taken. */
+  /**
+   * Picks up runs a crash or stop left in the middle, and runs with news not yet taken; then
+   * keeps sweeping for what a dead replica left (run-turns.ts). Answers how many runs it queued.
+   */
   async resume(): Promise<number> {
     const ids = new Set(await this.o.inbox.runIds());
-    for (const run of await this.o.runs.live()) if (run.status === 'active') ids.add(run.id);
-    for (const id of ids) this.schedule(id);
+    // Runs saved before wake-up marks existed, or mid-step: a turn of a run with nothing to do changes nothing.
+    for (const run of await this.o.runs.live()) if (run.status === 'active' && needsTurn(run)) ids.add(run.id);
+    for (const id of ids) this.turns.schedule(id);
+    await this.turns.start();
     return ids.size;
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
     this.timers.clearAll();
-    await Promise.all([...this.chains.values()]);
+    await this.turns.stop();
   }
 
   /** Waits until no run has work queued (tests and benchmarks). */
-  async idle(): Promise<void> {
-    while (this.chains.size) await Promise.all([...this.chains.values()]);
+  idle(): Promise<void> {
+    return this.turns.idle();
   }
+}
 
-  private schedule(runId: string): void {
-    if (this.stopped || this.queued.has(runId)) return;
-    this.queued.add(runId);
-    const previous = this.chains.get(runId) ?? Promise.resolve();
-    const next = previous
-      .then(() => {
-        this.queued.delete(runId);
-        return this.story.advance(runId);
-      })
-      .catch((err: unknown) => this.o.logger.error({ err, runId }, 'approval run step failed; it resumes on the next event or restart'))
-      .finally(() => {
-        if (this.chains.get(runId) === next) this.chains.delete(runId);
-      });
-    this.chains.set(runId, next);
-  }
+/** A run with a step to take or a deadline to watch, or whose card was never sent. */
+function needsTurn(run: Run): boolean {
+  if (!run.cardMessageId) return true;
+  return Object.values(run.stages).some((s) => s.state !== 'acted');
 }

@@ -13,6 +13,7 @@ import { syncProgressCard } from './progress-card.js';
 import type { InboxItem, RunInbox } from './run-inbox.js';
 import { addNewTasks, addStep, applyRetry, applyStatus, endIfInstanceEnded, newRun, STAGES, verdict } from './run-updates.js';
 import { nextStamp, type LarkFailure, type Run, type StageRun, type StepName } from './run.js';
+import { RunLockLost, type TurnResult } from './run-turns.js';
 
 export interface RunDeps {
   runs: RecordCollection<Run>;
@@ -40,25 +41,43 @@ export interface RunDeps {
  * writer of the run record; every step is saved before the next side effect.
  */
 export class RunStory {
+  /** The lock of each run being advanced here (one turn per run at a time in this process). */
+  private readonly fences = new Map<string, AbortSignal>();
+
   constructor(
     private readonly o: RunDeps,
     private readonly timers: CallbackTimers,
     private readonly schedule: (runId: string) => void,
   ) {}
 
-  async advance(runId: string): Promise<void> {
-    const items = await this.o.inbox.forRun(runId);
+  /**
+   * One turn of the run. `fence` is the run's lock (approval-engine.ts): once it is lost, another
+   * replica may be advancing the run, so no further step is saved or started here. Answers the
+   * inbox items the turn read and the run as the turn left it (undefined: none, or ended).
+   */
+  async advance(runId: string, fence?: AbortSignal): Promise<TurnResult> {
+    if (fence) this.fences.set(runId, fence);
+    try {
+      const items = await this.o.inbox.forRun(runId);
+      const run = await this.turn(runId, items);
+      return { seen: items.map((i) => i.id), run: run?.status === 'active' ? run : undefined };
+    } finally {
+      if (this.fences.get(runId) === fence) this.fences.delete(runId);
+    }
+  }
+
+  private async turn(runId: string, items: InboxItem[]): Promise<Run | undefined> {
     const loaded = await this.load(runId);
     const firstTask = items.find((i) => i.kind === 'task');
     if (!loaded && !firstTask) {
       await Promise.all(this.o.inbox.remove(items.map((i) => i.id))); // news of a run that never started
-      return;
+      return undefined;
     }
     const run = loaded ?? newRun(firstTask as Extract<InboxItem, { kind: 'task' }>, this.isoNow());
     const flow = this.flowOf(run);
     if (!flow) {
       this.o.logger.warn({ runId, flow: run.flowId }, 'flow not loaded; the run waits');
-      return;
+      return loaded;
     }
     const before = loaded ? JSON.stringify(loaded) : '';
     const applied = await this.takeInbox(run, flow, items);
@@ -71,7 +90,7 @@ export class RunStory {
         await this.archive(run);
       }
       await Promise.all(this.o.inbox.remove(applied));
-      return;
+      return run;
     }
     if (changed || applied.length) await this.save(run, applied);
     if (changed || !run.cardMessageId) await this.updateCard(run, flow);
@@ -84,6 +103,7 @@ export class RunStory {
       if (s.state === 'decided') await this.act(run, flow, stage, s);
       if (run.status !== 'active') break;
     }
+    return run;
   }
 
   /** Applies the run's inbox items in arrival order; answers the ids of those fully applied. */
@@ -155,6 +175,7 @@ export class RunStory {
       await this.save(run);
       await this.updateCard(run, flow);
     }
+    this.checkFence(run);
     const outcome = await callBusiness(
       { upstream: this.o.upstream, clock: this.o.clock, random: this.o.random },
       spec,
@@ -212,6 +233,7 @@ export class RunStory {
     try {
       const instance = await this.o.approvals.getInstance(run.instanceCode);
       const task = instance.tasks.find((t) => t.id === s.taskId);
+      this.checkFence(run);
       if (task?.status === 'PENDING') {
         const action = { approvalCode: run.approvalCode, instanceCode: run.instanceCode, taskId: s.taskId, userId: task.userId ?? this.o.assistantUserId ?? '', comment: decision.comment };
         step = decision.approve ? 'approve the task' : 'reject the task';
@@ -283,15 +305,21 @@ export class RunStory {
 
   /** Saves the run and drops the inbox items it now reflects, in one write. */
   private async save(run: Run, appliedItems: readonly string[] = []): Promise<void> {
+    this.checkFence(run);
     // Strictly later than any earlier copy, so a run brought back from the archive is the newer one.
     run.updatedAt = nextStamp(this.o.clock.now(), run.updatedAt);
     await Promise.all([this.o.runs.put(structuredClone(run)), ...this.o.inbox.remove(appliedItems)]);
   }
 
   private async archive(run: Run): Promise<void> {
+    this.checkFence(run);
     run.updatedAt = nextStamp(this.o.clock.now(), run.updatedAt);
     await this.o.runs.archive(structuredClone(run));
     this.o.runEnded?.(run);
+  }
+
+  private checkFence(run: Run): void {
+    if (this.fences.get(run.id)?.aborted) throw new RunLockLost(run.id);
   }
 
   flowOf(run: Run): ApprovalFlow | undefined {

@@ -57,6 +57,15 @@ export class RunInbox {
     return (await this.items.live()).some((i) => i.runId === runId);
   }
 
+  /**
+   * Runs with items whose lease ran out (each item is leased to the replica that recorded it):
+   * news whose replica died before its turn, or that waits for a flow or a Retry. Each item is
+   * claimed by one replica; it is then leased to it for another lease time.
+   */
+  async claimStale(limit: number): Promise<string[]> {
+    return [...new Set((await this.items.claimStale(limit)).map((i) => i.runId))];
+  }
+
   /** Runs with items waiting (picked up again after a restart). */
   async runIds(): Promise<string[]> {
     return [...new Set((await this.items.live()).map((i) => i.runId))];

@@ -7,6 +7,8 @@ import type { UpstreamClient, UpstreamOutcome } from '../upstream/client.js';
 import { FairQueue, type FairQueueLimits } from './fair-queue.js';
 import { costOf, QueueBounds, type QueueCost, type QueueLimits } from './queue-bounds.js';
 import { recordHeaders } from './record-headers.js';
+import { JobLeases } from './job-leases.js';
+import { DEFAULT_LEASE_MS } from '../store/store-owner.js';
 
 export interface WorkerOptions {
   jobs: RecordCollection<Job>;
@@ -23,6 +25,8 @@ export interface WorkerOptions {
   retryBaseMs: number;
   /** The jitter's source, in [0, 1); injected so tests can pin the delays. */
   random?: () => number;
+  /** How long this replica's claim on a job lasts without renewal (DATABASE_LEASE_MS); default 30 s. */
+  leaseMs?: number;
 }
 
 /**
@@ -30,6 +34,11 @@ export interface WorkerOptions {
  * client and host (src/jobs/fair-queue.ts), and keeps the unfinished work within its bounds
  * (src/jobs/queue-bounds.ts). Each record result is persisted as it lands; a finished job is
  * archived. A record waiting for its backoff does not hold a concurrency slot.
+ *
+ * Several replicas (src/jobs/job-leases.ts): a replica works only on jobs it holds the lease of
+ * (those it made, and those it claimed once their replica died), and writes a job only while it
+ * holds that lease (putIfLeased / archiveIfLeased), so a replica that lost a job can neither
+ * send its queued records nor overwrite the new holder's results.
  */
 export class TaskSyncWorker {
   private readonly queue: FairQueue;
@@ -43,12 +52,19 @@ export class TaskSyncWorker {
   private readonly cancelling = new AbortController();
   private recording = 0;
   private recorded: (() => void) | null = null;
+  private readonly leases: JobLeases;
+  /** Jobs whose last write failed (the store was unavailable): written again by the heartbeat. */
+  private readonly unsaved = new Set<Job>();
+  /** Jobs counted in `finished` (once), and jobs archived by this replica. */
+  private readonly counted = new WeakSet<Job>();
+  private readonly archived = new WeakSet<Job>();
 
   constructor(private readonly o: WorkerOptions) {
     this.queue = new FairQueue(o.concurrency, (err, task) => {
       o.logger.error({ err, jobId: task.group }, 'task-sync record failed unexpectedly');
     });
     this.bounds = new QueueBounds(o.bounds, o.clock, o.logger);
+    this.leases = new JobLeases({ jobs: o.jobs, logger: o.logger, leaseMs: o.leaseMs ?? DEFAULT_LEASE_MS });
   }
 
   /** Takes room in the queue for a job about to be made, or throws 429/503/413 (see QueueBounds.admit). */
@@ -68,6 +84,7 @@ export class TaskSyncWorker {
    * taken by admit(); without it (a job resumed at start) the job is counted whatever the bounds.
    */
   submit(job: Job, admitted = false): void {
+    this.leases.hold(job); // made here (put leased it to us) or claimed
     const pending = pendingRecordIndexes(job);
     if (!admitted) this.bounds.add(clientOf(job), costOf(job.webhookUrl, pending.map((i) => job.records[i]!)));
     for (const index of pending) this.enqueue(job, index, 1);
@@ -83,19 +100,37 @@ export class TaskSyncWorker {
     return this.bounds.clients().map((c) => ({ ...c, running: this.queue.runningFor(c.client) }));
   }
 
-  /** Picks up jobs a crash or stop left unfinished. Returns how many were resumed. */
+  /**
+   * Picks up jobs a crash or stop left unfinished (this replica's, or a dead replica's: their
+   * lease has expired), then keeps doing so periodically and renews the leases of the jobs in
+   * work. Returns how many were resumed now.
+   */
   async resume(): Promise<number> {
+    const resumed = await this.takeOver(() => true);
+    this.leases.start({
+      // Later claims take only what the bounds have room for: a live replica with room takes the rest.
+      claim: async () => void (await this.takeOver(() => !this.stopping.signal.aborted && this.bounds.usage().records < this.o.bounds.maxRecords)),
+      lost: (job) => this.lose(job),
+      save: () => this.saveUnsaved(),
+    });
+    return resumed;
+  }
+
+  /** Claims stale jobs and works them: finished ones are archived, the others queued. */
+  private async takeOver(wanted: () => boolean): Promise<number> {
     let resumed = 0;
-    for (const job of await this.o.jobs.live()) {
-      if (isFinal(job)) {
-        await this.o.jobs.archive(job);
-      } else if (pendingRecordIndexes(job).length === 0) {
-        await this.finish(job);
-      } else {
+    for (const job of await this.leases.claim(wanted)) {
+      if (!isFinal(job) && pendingRecordIndexes(job).length > 0) {
         this.submit(job);
         resumed++;
+        continue;
       }
+      // Every record has its result, the archive was cut (a crash): archive it now. A job
+      // already final was counted by the process that finished it.
+      if (isFinal(job)) this.counted.add(job);
+      await this.save(job).catch((err: unknown) => this.o.logger.warn({ err, jobId: job.id }, 'task-sync: a finished job could not be archived yet; trying again shortly'));
     }
+    if (resumed) this.o.logger.info({ jobs: resumed }, 'task-sync: resumed unfinished jobs');
     return resumed;
   }
 
@@ -140,10 +175,13 @@ export class TaskSyncWorker {
     });
     // Anyone still waiting is answered "not finished yet"; the job resumes on the next start.
     for (const set of this.waiters.values()) for (const notify of [...set]) notify(undefined);
+    await this.saveUnsaved().catch(() => undefined);
+    // Our unfinished jobs are released: another replica takes them at once, or this one at its next start.
+    await this.leases.stop();
   }
 
   private enqueue(job: Job, index: number, attempt: number): void {
-    if (this.stopping.signal.aborted) return;
+    if (this.stopping.signal.aborted || !this.leases.holds(job)) return;
     this.queue.add({
       client: clientOf(job),
       host: new URL(job.webhookUrl).host,
@@ -162,7 +200,8 @@ export class TaskSyncWorker {
   }
 
   private async call(job: Job, index: number): Promise<UpstreamOutcome | undefined> {
-    if (this.stopping.signal.aborted || job.results[index]) return undefined;
+    // A job another replica took over is its now: it sends this record (same idempotency key).
+    if (this.stopping.signal.aborted || job.results[index] || !this.leases.holds(job)) return undefined;
     const recordId = job.records[index]!;
     if (job.status === 'queued') job.status = 'running';
     return this.o.upstream.postJson(
@@ -179,6 +218,8 @@ export class TaskSyncWorker {
 
   private async record(job: Job, index: number, attempt: number, outcome: UpstreamOutcome): Promise<void> {
     const recordId = job.records[index]!;
+    // Lost meanwhile: the result is not ours to write; the new holder sends the record again.
+    if (!this.leases.holds(job)) return;
     // Cut by a stop: the call proves nothing; the record stays unfinished and is sent again on the next start.
     if (outcome.kind === 'failure' && outcome.cancelled) return;
     if (outcome.kind === 'failure' && outcome.retryable && attempt <= this.o.retries) {
@@ -198,24 +239,63 @@ export class TaskSyncWorker {
     this.bounds.remove(clientOf(job), { records: 1, bytes: Buffer.byteLength(recordId) + (last ? Buffer.byteLength(job.webhookUrl) : 0) }, true);
     this.recording++;
     try {
-      if (last) await this.finish(job);
-      else await this.o.jobs.put(job);
+      await this.save(job);
     } finally {
       if (--this.recording === 0) this.recorded?.();
     }
   }
 
-  private async finish(job: Job): Promise<void> {
-    if (job.completedAt) return;
-    const now = new Date(this.o.clock.now()).toISOString();
-    job.status = finalStatus(job.results as RecordResult[]);
-    job.completedAt = now;
-    job.updatedAt = now;
+  /**
+   * Writes the job's progress, or archives it once every record has a result, only while this
+   * replica holds its lease. A write that fails (store unavailable) is tried again by the
+   * heartbeat; a job another replica took over is dropped here.
+   */
+  private async save(job: Job): Promise<void> {
+    if (this.archived.has(job) || !this.leases.holds(job)) return;
+    let kept: boolean;
+    try {
+      kept = isFinal(job) || pendingRecordIndexes(job).length === 0 ? await this.finish(job) : await this.o.jobs.putIfLeased(job);
+    } catch (err) {
+      this.unsaved.add(job);
+      throw err;
+    }
+    this.unsaved.delete(job);
+    if (!kept) this.lose(job);
+  }
+
+  private async saveUnsaved(): Promise<void> {
+    for (const job of [...this.unsaved]) await this.save(job);
+  }
+
+  private async finish(job: Job): Promise<boolean> {
+    if (!job.completedAt) {
+      const now = new Date(this.o.clock.now()).toISOString();
+      job.status = finalStatus(job.results as RecordResult[]);
+      job.completedAt = now;
+      job.updatedAt = now;
+    }
     // Counted as the status is set: a reader who sees the job final sees it counted.
-    this.finished.set(job.status, (this.finished.get(job.status) ?? 0) + 1);
-    await this.o.jobs.archive(job);
+    if (!this.counted.has(job)) {
+      this.counted.add(job);
+      this.finished.set(job.status, (this.finished.get(job.status) ?? 0) + 1);
+    }
+    if (!(await this.o.jobs.archiveIfLeased(job))) return false;
+    this.archived.add(job);
+    this.leases.drop(job);
     this.o.logger.info({ jobId: job.id, status: job.status, records: job.records.length }, 'task-sync job finished');
     for (const notify of [...(this.waiters.get(job.id) ?? [])]) notify(job);
+    return true;
+  }
+
+  /** Another replica holds the job now: forget it here, give its room back, stop counting it. */
+  private lose(job: Job): void {
+    this.leases.drop(job);
+    this.unsaved.delete(job);
+    if (this.archived.has(job)) return;
+    if (this.counted.delete(job)) this.finished.set(job.status, (this.finished.get(job.status) ?? 1) - 1);
+    const pending = pendingRecordIndexes(job).map((i) => job.records[i]!);
+    if (pending.length) this.bounds.remove(clientOf(job), costOf(job.webhookUrl, pending), false);
+    for (const notify of [...(this.waiters.get(job.id) ?? [])]) notify(undefined);
   }
 }
 

@@ -3,12 +3,12 @@ import { backoffDelay } from '../backoff.js';
 import type { Clock } from '../clock.js';
 import { Conflict, NotFound, Unavailable } from '../errors.js';
 import type { FlowRegistry } from '../flows/flow-registry.js';
-import type { NotifyTarget, PollerFlow } from '../flows/poller-flow-schema.js';
+import type { PollerFlow } from '../flows/poller-flow-schema.js';
 import type { Messenger } from '../lark/messages.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { createNotifier } from '../notify/create-notifier.js';
-import { describeWebhook, type Notifier } from '../notify/notifier.js';
+import type { Notifier } from '../notify/notifier.js';
 import type { Store } from '../store/store.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { CARD_BY_MESSAGE, FeedError, POSTED_CARDS, type FeedSource, type PostedCard } from './feed.js';
@@ -16,7 +16,8 @@ import { checkNewReplies, FOLLOWED_CARDS, followsReplies, type FollowedCard, typ
 import { pollOnce, type PollRunDeps, type RunOutcome } from './poll-run.js';
 import type { PostNewReplies } from './replies/replies-from-store.js';
 import { freshState, POLLER_SEEN, POLLER_STATE, reportOf, summaryOf, type PollerState, type RunReport, type RunTrigger } from './poller-state.js';
-import { createFeedSource, describeSource } from './sources/feed-source.js';
+import { createFeedSource } from './sources/feed-source.js';
+import { pollerListing } from './poller-listing.js';
 
 const DAY = 86_400_000;
 /** A card can be found from its Lark message (a reply in its thread) this long after it was posted. */
@@ -55,20 +56,31 @@ interface Entry {
 interface Running {
   trigger: RunTrigger;
   startedAt: number;
-  promise: Promise<RunReport>;
+  promise: Promise<Attempt>;
   abort: AbortController;
 }
+
+/** A run, or why none ran: another replica holds the poller's lock, or the poller backs off after errors. */
+type Attempt = RunReport | 'elsewhere' | 'backing-off';
 
 /**
  * The poller flows in force, each on its node-cron schedule. A changed, added or removed poller
  * file is rescheduled at once (FlowRegistry.onChange). A poller runs one run at a time: a tick
  * that comes while it runs (or while it backs off after errors) is skipped and counted, never
  * queued. State (cursor, last run, last error, counts) lives in the store and survives restarts.
+ *
+ * Several replicas: every replica schedules every poller, and a run holds the store lock
+ * `poller:<id>` (a PostgreSQL advisory lock), so each tick runs on one replica; the others find
+ * the lock held and let the tick go. The run reads the state from the store under the lock and
+ * writes it back before letting go. A replica killed mid-run loses the lock with its connection;
+ * the next tick runs elsewhere from the stored cursor, and the seen marks and Lark's message uuid
+ * (poll-run.ts) keep an item posted just before the kill from being posted twice.
  */
 export class Pollers {
   private readonly entries = new Map<string, Entry>();
   private readonly running = new Map<string, Running>();
-  private readonly states = new Map<string, PollerState>();
+  /** Ticks skipped here since this replica last saved the poller's state. */
+  private readonly unsavedSkips = new Map<string, number>();
   private started = false;
   private stopping = false;
   private unsubscribe?: () => void;
@@ -137,19 +149,18 @@ export class Pollers {
     return { flow, fingerprint, source, notifier, task, lastChecked: new Map() };
   }
 
-  /** A scheduled tick: runs the poller unless it is running or backing off. */
+  /** A scheduled tick: runs the poller unless it is running (here or on another replica) or backing off. */
   async tick(id: string): Promise<void> {
     const entry = this.entries.get(id);
     if (!this.started || this.stopping || !entry?.notifier) return;
-    const state = await this.stateOf(id);
-    // Checked after the await, and run() registers itself before yielding: never two at once
-    // (node-cron's noOverlap only knows its own ticks, not a run asked for by the API).
-    if (this.running.has(id) || (state.backoffUntil !== undefined && this.o.clock.now() < state.backoffUntil)) {
+    // run() registers itself before yielding: never two at once here (node-cron's noOverlap only
+    // knows its own ticks, not a run asked for by the API); the lock keeps other replicas out.
+    if (this.running.has(id)) {
       this.skipTick(id);
       return;
     }
-    const current = this.entries.get(id);
-    if (current?.notifier && !this.stopping) await this.run(current, 'schedule');
+    // A store that cannot be reached (no lock to take, no state to read): this tick is skipped.
+    await this.run(entry, 'schedule').catch((err: unknown) => this.o.logger.warn({ err, poller: id }, `poller ${id}: tick skipped, the store is unavailable`));
   }
 
   /** POST /api/pollers/:id/run: one run now, backoff or not; refused while one is going. */
@@ -164,7 +175,9 @@ export class Pollers {
         runningSince: new Date(going.startedAt).toISOString(),
       });
     }
-    return this.run(entry, 'manual');
+    const attempt = await this.run(entry, 'manual');
+    if (typeof attempt === 'string') throw new Conflict(`poller ${id} is running on another replica: try again when it ends`);
+    return attempt;
   }
 
   /** The source of a poller in force (for @bot replies); whether it takes replies is the flow's `replies`. */
@@ -176,45 +189,43 @@ export class Pollers {
   async list(): Promise<unknown[]> {
     const out: unknown[] = [];
     for (const entry of [...this.entries.values()].sort((a, b) => (a.flow.id < b.flow.id ? -1 : 1))) {
-      const { flow } = entry;
-      const state = await this.stateOf(flow.id);
-      const going = this.running.get(flow.id);
-      const next = entry.task?.getNextRun();
-      out.push({
-        id: flow.id,
-        name: flow.name,
-        schedule: flow.schedule,
-        ...(flow.timezone ? { timezone: flow.timezone } : {}),
-        scheduled: Boolean(entry.task),
-        ...(entry.problem ? { problem: entry.problem } : {}),
-        nextRunAt: next ? next.toISOString() : null,
-        running: going ? { trigger: going.trigger, since: new Date(going.startedAt).toISOString() } : false,
-        source: describeSource(flow.source),
-        notify: describeNotify(flow.notify),
-        replies: flow.replies,
-        cursor: state.cursor === undefined ? null : new Date(state.cursor).toISOString(),
-        lastRun: state.lastRun ?? null,
-        lastError: state.lastError ?? null,
-        backoffUntil: state.backoffUntil === undefined ? null : new Date(state.backoffUntil).toISOString(),
-        counts: state.counts,
-      });
+      const { state } = await this.stateOf(entry.flow.id);
+      out.push(pollerListing(entry.flow, state, { scheduled: Boolean(entry.task), problem: entry.problem, nextRun: entry.task?.getNextRun(), running: this.running.get(entry.flow.id) }));
     }
     return out;
   }
 
-  private run(entry: Entry, trigger: RunTrigger): Promise<RunReport> {
+  private run(entry: Entry, trigger: RunTrigger): Promise<Attempt> {
     const abort = new AbortController();
     const id = entry.flow.id;
-    // Registered before the first await inside execute() yields: a second tick sees it.
-    const promise = this.execute(entry, trigger, abort.signal).finally(() => this.running.delete(id));
+    // Registered before the first await inside locked() yields: a second tick sees it.
+    const promise = this.locked(entry, trigger, abort.signal).finally(() => this.running.delete(id));
     this.running.set(id, { trigger, startedAt: this.o.clock.now(), promise, abort });
     return promise;
   }
 
-  private async execute(entry: Entry, trigger: RunTrigger, signal: AbortSignal): Promise<RunReport> {
+  /** One run on one replica: under the poller's lock, from the state as stored. */
+  private async locked(entry: Entry, trigger: RunTrigger, stop: AbortSignal): Promise<Attempt> {
+    const id = entry.flow.id;
+    const lock = await this.o.store.tryLock(`poller:${id}`);
+    if (!lock) return 'elsewhere';
+    try {
+      const { state, skips } = await this.stateOf(id);
+      if (trigger === 'schedule' && state.backoffUntil !== undefined && this.o.clock.now() < state.backoffUntil) {
+        this.skipTick(id);
+        return 'backing-off';
+      }
+      // A lost lock (its database connection dropped) stops the run after the card in hand, as a stop does.
+      return await this.execute(entry, trigger, state, AbortSignal.any([stop, lock.signal]), lock.signal, skips);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** `skips`: the ticks skipped here that `state` counts; saved with it. */
+  private async execute(entry: Entry, trigger: RunTrigger, state: PollerState, signal: AbortSignal, lockLost: AbortSignal, skips: number): Promise<RunReport> {
     const { flow } = entry;
     const { clock, store } = this.o;
-    const state = await this.stateOf(flow.id);
     const startedAt = clock.now();
     const postNewReplies = followsReplies(flow, entry.source) ? this.o.postNewReplies : undefined;
     const followed = store.collection<FollowedCard>(FOLLOWED_CARDS);
@@ -266,7 +277,13 @@ export class Pollers {
     const summary = summaryOf(trigger, startedAt, finishedAt, outcome, error, replies);
     state.lastRun = summary;
     state.updatedAt = new Date(finishedAt).toISOString();
-    await store.collection<PollerState>(POLLER_STATE).put({ ...state, counts: { ...state.counts } });
+    if (lockLost.aborted) {
+      // Another replica may run the poller now, from the stored state: ours would overwrite its cursor.
+      this.o.logger.warn({ poller: flow.id }, `poller ${flow.id}: lost its lock mid-run; the items posted are marked, the state is left to the next run`);
+    } else {
+      await store.collection<PollerState>(POLLER_STATE).put({ ...state, counts: { ...state.counts } });
+      this.unsavedSkips.set(flow.id, (this.unsavedSkips.get(flow.id) ?? 0) - skips);
+    }
     return reportOf(flow.id, summary, outcome, state.cursor);
   }
 
@@ -293,24 +310,17 @@ export class Pollers {
   }
 
   private skipTick(id: string): void {
-    const state = this.states.get(id);
-    if (state) state.counts.skippedTicks++;
+    this.unsavedSkips.set(id, (this.unsavedSkips.get(id) ?? 0) + 1);
   }
 
-  /** The state kept in memory (one process per data directory), loaded once from the store. */
-  private async stateOf(id: string): Promise<PollerState> {
-    let state = this.states.get(id);
-    if (!state) {
-      const stored = await this.o.store.collection<PollerState>(POLLER_STATE).get(id);
-      const fresh = freshState(id, this.o.clock.now());
-      // A state saved by an older version lacks the newer counts.
-      state = this.states.get(id) ?? (stored ? { ...stored, counts: { ...fresh.counts, ...stored.counts } } : fresh);
-      this.states.set(id, state);
-    }
-    return state;
+  /** The state as stored (another replica may have run the poller since), plus the ticks skipped here and not saved yet. */
+  private async stateOf(id: string): Promise<{ state: PollerState; skips: number }> {
+    const stored = await this.o.store.collection<PollerState>(POLLER_STATE).get(id);
+    const fresh = freshState(id, this.o.clock.now());
+    // A state saved by an older version lacks the newer counts.
+    const state = stored ? { ...stored, counts: { ...fresh.counts, ...stored.counts } } : fresh;
+    const skips = this.unsavedSkips.get(id) ?? 0;
+    state.counts.skippedTicks += skips;
+    return { state, skips };
   }
-}
-
-function describeNotify(n: NotifyTarget): { type: string; target: string } {
-  return n.type === 'lark-app' ? { type: n.type, target: n.chatId } : { type: n.type, target: describeWebhook(n.webhook) };
 }

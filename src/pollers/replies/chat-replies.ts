@@ -56,6 +56,12 @@ export interface ChatRepliesDeps {
 }
 
 const SOURCE_TIMEOUT_MS = 20_000;
+/** How often messages left by a replica that died (their lease ran out) are looked for. */
+const SWEEP_EVERY_MS = 10_000;
+const SWEEP_BATCH = 200;
+
+/** Another replica took the message over (this one paused past its lease): it answers it. */
+class TakenOver extends Error {}
 
 /**
  * @bot replies: a member's message in a card's thread, or `@bot #id# text`, becomes a comment on
@@ -65,6 +71,7 @@ const SOURCE_TIMEOUT_MS = 20_000;
 export class ChatReplies {
   private readonly running = new Map<string, Promise<void>>();
   private stopped = false;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: ChatRepliesDeps) {}
 
@@ -99,11 +106,28 @@ export class ChatReplies {
     return 'queued';
   }
 
-  /** Picks up messages a stop or crash left unanswered. */
+  /**
+   * Picks up messages a stop or crash left unanswered, then keeps looking for those a dead
+   * replica left. A message is worked by the replica holding its lease (the one that took it, or
+   * the one that claimed it once that lease ran out), and written only while it holds it.
+   */
   async resume(): Promise<number> {
-    const pending = (await this.d.replies.live()).filter((r) => r.state !== 'answered');
-    for (const r of pending) this.schedule(r.id);
-    return pending.length;
+    const taken = await this.claimStale();
+    this.sweeper ??= setInterval(() => {
+      if (!this.stopped) this.claimStale().catch((err: unknown) => this.d.logger.warn({ err }, '@bot replies: could not look for unanswered messages'));
+    }, SWEEP_EVERY_MS);
+    this.sweeper.unref();
+    return taken;
+  }
+
+  private async claimStale(): Promise<number> {
+    let taken = 0;
+    for (;;) {
+      const batch = (await this.d.replies.claimStale(SWEEP_BATCH)).filter((r) => !this.running.has(r.id));
+      for (const r of batch) this.schedule(r.id);
+      taken += batch.length;
+      if (batch.length < SWEEP_BATCH) return taken;
+    }
   }
 
   /** Resolves when nothing is being handled (tests, stop). */
@@ -113,13 +137,17 @@ export class ChatReplies {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.sweeper);
     await this.idle();
   }
 
   private schedule(id: string): void {
     if (this.stopped || this.running.has(id)) return;
     const run = this.advance(id)
-      .catch((err: unknown) => this.d.logger.error({ err, messageId: id }, '@bot reply not answered yet; it is tried again at the next start'))
+      .catch((err: unknown) => {
+        if (err instanceof TakenOver) return;
+        this.d.logger.error({ err, messageId: id }, '@bot reply not answered yet; it is tried again once its lease runs out');
+      })
       .finally(() => this.running.delete(id));
     this.running.set(id, run);
   }
@@ -133,7 +161,7 @@ export class ChatReplies {
     if (r.state === 'answering') {
       await this.d.messenger.replyTo(r.id, 'text', { text: answerText(r.outcome!) }, { inThread: true, uuid: sendUuid('chat-reply-answer', r.id), chatId: r.chatId });
       r = await this.save(r, { state: 'answered' });
-      await this.d.replies.archive(r);
+      if (!(await this.d.replies.archiveIfLeased(r))) throw new TakenOver();
     }
   }
 
@@ -153,6 +181,8 @@ export class ChatReplies {
 
     const author = (r.senderOpenId && (await this.d.userNames.nameOf(r.senderOpenId))) || r.senderOpenId || 'unknown Lark user';
     r = await this.save(r, { state: 'commenting', item });
+    // The source may take its time: the lease outlasts it, so no other replica takes the message meanwhile.
+    await this.d.replies.renew([r.id], (this.d.sourceTimeoutMs ?? SOURCE_TIMEOUT_MS) + 30_000);
     try {
       await withTimeout(this.d.sourceTimeoutMs ?? SOURCE_TIMEOUT_MS, (signal) => target.addReply(card.itemId, req.text, author, signal));
     } catch (err) {
@@ -166,7 +196,7 @@ export class ChatReplies {
 
   private async save(r: ChatReply, change: Partial<ChatReply>): Promise<ChatReply> {
     const next = { ...r, ...change, updatedAt: new Date(this.d.clock.now()).toISOString() };
-    await this.d.replies.put(next);
+    if (!(await this.d.replies.putIfLeased(next))) throw new TakenOver();
     return next;
   }
 }
