@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from './clock.js';
 import { StartRefused, type Config } from './config.js';
 import type { AppDeps } from './app.js';
+import { AcceptFirst } from './jobs/accept-first.js';
 import type { Job } from './jobs/job.js';
 import { createUpstreamClient } from './upstream/client.js';
 import { TaskSyncWorker } from './jobs/worker.js';
@@ -35,7 +36,7 @@ export interface DepsOptions {
 }
 
 /** The one place where real implementations are chosen; tests build AppDeps with fakes instead. */
-export async function createDeps(config: Config, logger: Logger, clock: Clock = systemClock, options: DepsOptions = {}): Promise<AppDeps> {
+export async function createDeps(config: Config, logger: Logger, clock: Clock = systemClock, options: DepsOptions = {}): Promise<AppDeps & { acceptFirst: AcceptFirst }> {
   // Counted only when they can be read (METRICS_TOKEN set): otherwise every hook is a no-op.
   const prometheus = config.metricsToken ? createPrometheusMetrics() : undefined;
   const metrics = prometheus ?? noMetrics;
@@ -61,6 +62,8 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
     caBundlePath: config.taskSync.caBundle,
   });
   const upstreamFor = (purpose: Parameters<typeof observedUpstream>[2]) => (prometheus ? observedUpstream(upstream, prometheus, purpose) : upstream);
+  // Under a burst of requests the worker yields the event loop to accepting (src/jobs/accept-first.ts).
+  const acceptFirst = new AcceptFirst();
   const worker = new TaskSyncWorker({
     jobs: store.collection<Job>('jobs'),
     upstream: upstreamFor('task_sync'),
@@ -80,6 +83,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
     retries: config.taskSync.retries,
     retryBaseMs: config.taskSync.retryBaseMs,
     leaseMs: config.database?.leaseMs,
+    acceptFirst: { gate: acceptFirst, burstConcurrency: config.taskSync.burstConcurrency },
   });
   const { appId, appSecret, domain, timeoutMs } = config.lark;
   const larkApis = appId && appSecret ? createLarkApis({ appId, appSecret, domain, timeoutMs, logger, clock, metrics }) : undefined;
@@ -141,7 +145,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
       : undefined;
   prometheus?.observe(serviceSources({ worker, store, flows }));
   const tenantToken = larkApis?.tenantToken;
-  return { config, logger, clock, store, worker, messenger, upstream, flows, engine, pollers, botIdentity, chatReplies, postNewReplies, metrics: prometheus, runFailures, tenantToken };
+  return { config, logger, clock, store, worker, acceptFirst, messenger, upstream, flows, engine, pollers, botIdentity, chatReplies, postNewReplies, metrics: prometheus, runFailures, tenantToken };
 }
 
 /** What @bot replies need to know of the pollers: which are in force, their sources, their `replies` setting. */

@@ -1,0 +1,95 @@
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+
+export interface AcceptFirstOptions {
+  /** How often pressure is judged, and how recent a request must be to count: 100 ms. */
+  windowMs?: number;
+  /** Event-loop utilisation at or above which the loop counts as busy: 0.5. */
+  busyAbove?: number;
+  /** The loop's utilisation since the previous call, in [0, 1]; injected by tests. */
+  utilisation?: () => number;
+  /** Milliseconds, monotonic; injected by tests. */
+  now?: () => number;
+}
+
+/** What the task-sync worker asks the gate (src/jobs/worker.ts). */
+export interface AcceptGate {
+  readonly underPressure: boolean;
+  onRelief(listener: () => void): void;
+}
+
+/**
+ * Tells the task-sync worker when the accept path is under pressure, so that it yields to it:
+ * requests arrived within the last window AND the event loop was busy for at least `busyAbove`
+ * of it. Accepting a job (parse, check, append to the journal, answer 202) and running jobs
+ * (upstream calls, results, archive) share one event loop; under a burst, the worker then runs
+ * at most TASK_SYNC_BURST_CONCURRENCY calls and fills its slots again once the pressure is gone.
+ * Nothing is dropped or reordered: jobs only start later.
+ *
+ * The cost on the request path is one assignment per request (requestSeen); the judging runs
+ * on an unref'd timer.
+ */
+export class AcceptFirst implements AcceptGate {
+  private pressure = false;
+  private lastRequestAt = Number.NEGATIVE_INFINITY;
+  private readonly listeners: Array<() => void> = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly windowMs: number;
+  private readonly busyAbove: number;
+  private readonly utilisation: () => number;
+  private readonly now: () => number;
+
+  constructor(o: AcceptFirstOptions = {}) {
+    this.windowMs = o.windowMs ?? 100;
+    this.busyAbove = o.busyAbove ?? 0.5;
+    this.utilisation = o.utilisation ?? loopUtilisation();
+    this.now = o.now ?? (() => performance.now());
+  }
+
+  get underPressure(): boolean {
+    return this.pressure;
+  }
+
+  /** Called for every HTTP request the server receives. */
+  requestSeen(): void {
+    this.lastRequestAt = this.now();
+  }
+
+  onRelief(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Judges the last window; on the way out of pressure, tells the listeners. */
+  sample(): void {
+    const busy = this.utilisation() >= this.busyAbove;
+    const recent = this.now() - this.lastRequestAt <= this.windowMs;
+    const was = this.pressure;
+    this.pressure = busy && recent;
+    if (was && !this.pressure) for (const listener of this.listeners) listener();
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.sample(), this.windowMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.pressure) {
+      this.pressure = false;
+      for (const listener of this.listeners) listener();
+    }
+  }
+}
+
+/** The event loop's utilisation between successive calls. */
+function loopUtilisation(): () => number {
+  let last: EventLoopUtilization = performance.eventLoopUtilization();
+  return () => {
+    const current = performance.eventLoopUtilization();
+    const delta = performance.eventLoopUtilization(current, last);
+    last = current;
+    return delta.utilization;
+  };
+}
