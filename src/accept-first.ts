@@ -93,3 +93,51 @@ function loopUtilisation(): () => number {
     return delta.utilization;
   };
 }
+
+/**
+ * Slots for work that yields to the accept path: any number run while there is no pressure; under
+ * pressure a new one starts only while fewer than `burst` run. Waiters start in arrival order,
+ * as slots free or when the pressure ends.
+ */
+export class YieldingSlots {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(
+    private readonly gate: AcceptGate,
+    private readonly burst: number,
+  ) {
+    gate.onRelief(() => this.admit());
+  }
+
+  /** Work that holds a slot now. */
+  get running(): number {
+    return this.active;
+  }
+
+  acquire(): Promise<void> {
+    if (this.waiting.length === 0 && this.free()) {
+      this.active++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+    });
+  }
+
+  release(): void {
+    this.active--;
+    this.admit();
+  }
+
+  private free(): boolean {
+    return !this.gate.underPressure || this.active < this.burst;
+  }
+
+  private admit(): void {
+    while (this.waiting.length && this.free()) {
+      this.active++;
+      this.waiting.shift()!();
+    }
+  }
+}

@@ -1,7 +1,7 @@
 import { systemClock, type Clock } from './clock.js';
 import { StartRefused, type Config } from './config.js';
 import type { AppDeps } from './app.js';
-import { AcceptFirst } from './jobs/accept-first.js';
+import { AcceptFirst, YieldingSlots } from './accept-first.js';
 import type { Job } from './jobs/job.js';
 import { createUpstreamClient } from './upstream/client.js';
 import { TaskSyncWorker } from './jobs/worker.js';
@@ -25,6 +25,9 @@ import { observedUpstream } from './metrics/observed-upstream.js';
 import { createPrometheusMetrics } from './metrics/prometheus.js';
 import { serviceSources } from './metrics/service-sources.js';
 import { RecentRunFailures, type RunFailure } from './flows/recent-failures.js';
+
+/** Approval run turns at once while a burst of requests keeps the event loop busy (README, "Accept path first"). */
+const RUN_BURST_TURNS = 2;
 
 const DAY = 86_400_000;
 
@@ -114,6 +117,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
           wakeups: store.collection<RunWakeup>('run-wakeups'),
           // A dead replica's runs are looked for at least every third of a lease (and every 5 s at most).
           sweepEveryMs: Math.min(5_000, Math.floor((config.database?.leaseMs ?? 30_000) / 3)),
+          turnSlots: new YieldingSlots(acceptFirst, RUN_BURST_TURNS),
           inbox: new RunInbox(store.collection<InboxItem>('run-inbox'), store.keys<CallbackResult>('run-callbacks'), clock),
           flows,
           approvals,

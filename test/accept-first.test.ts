@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AcceptFirst, type AcceptGate } from '../src/jobs/accept-first.js';
+import { AcceptFirst, type AcceptGate } from '../src/accept-first.js';
 import { FairQueue, type FairTask } from '../src/jobs/fair-queue.js';
 import type { Job } from '../src/jobs/job.js';
 import { TaskSyncWorker } from '../src/jobs/worker.js';

@@ -9,7 +9,7 @@ import { costOf, QueueBounds, type QueueCost, type QueueLimits } from './queue-b
 import { recordHeaders } from './record-headers.js';
 import { JobLeases } from './job-leases.js';
 import { DEFAULT_LEASE_MS } from '../store/store-owner.js';
-import type { AcceptGate } from './accept-first.js';
+import type { AcceptGate } from '../accept-first.js';
 
 export interface WorkerOptions {
   jobs: RecordCollection<Job>;
