@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AcceptFirst, type AcceptGate } from '../src/accept-first.js';
+import { AcceptFirst, YieldingSlots, type AcceptGate } from '../src/accept-first.js';
 import { FairQueue, type FairTask } from '../src/jobs/fair-queue.js';
 import type { Job } from '../src/jobs/job.js';
 import { TaskSyncWorker } from '../src/jobs/worker.js';
@@ -88,6 +88,35 @@ describe('AcceptFirst: pressure is recent requests on a busy loop', () => {
     } finally {
       gate.stop();
     }
+  });
+});
+
+describe('YieldingSlots (approval run turns)', () => {
+  it('lets any number run without pressure, at most `burst` under it, in arrival order, and all waiters once the pressure ends', async () => {
+    let pressure = false;
+    const relief: Array<() => void> = [];
+    const gate: AcceptGate = { get underPressure() { return pressure; }, onRelief: (l) => void relief.push(l) };
+    const slots = new YieldingSlots(gate, 2);
+    for (let i = 0; i < 3; i++) await slots.acquire();
+    expect(slots.running).toBe(3);
+    pressure = true;
+    const started: number[] = [];
+    const waiters = [0, 1, 2, 3].map((n) => slots.acquire().then(() => started.push(n)));
+    await new Promise((r) => setImmediate(r));
+    expect(started, 'three run, the burst is two: nobody starts').toEqual([]);
+    slots.release();
+    slots.release();
+    await new Promise((r) => setImmediate(r));
+    expect(started, 'one run left: one more may start').toEqual([0]);
+    expect(slots.running).toBe(2);
+    slots.release();
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual([0, 1]);
+    pressure = false;
+    for (const l of relief) l();
+    await Promise.all(waiters);
+    expect(started).toEqual([0, 1, 2, 3]);
+    expect(slots.running).toBe(4);
   });
 });
 
