@@ -1,14 +1,17 @@
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 
 export interface AcceptFirstOptions {
-  /** How often pressure is judged, and how recent a request must be to count: 100 ms. */
+  /** How often pressure is judged: 100 ms. */
   windowMs?: number;
+  /**
+   * Requests within one window for it to count as a burst: 20 (200 requests/s). A client polling
+   * a job's status every few milliseconds is not a burst, and must not throttle the worker.
+   */
+  minRequests?: number;
   /** Event-loop utilisation at or above which the loop counts as busy: 0.5. */
   busyAbove?: number;
   /** The loop's utilisation since the previous call, in [0, 1]; injected by tests. */
   utilisation?: () => number;
-  /** Milliseconds, monotonic; injected by tests. */
-  now?: () => number;
 }
 
 /** What the task-sync worker asks the gate (src/jobs/worker.ts). */
@@ -19,30 +22,30 @@ export interface AcceptGate {
 
 /**
  * Tells the task-sync worker when the accept path is under pressure, so that it yields to it:
- * requests arrived within the last window AND the event loop was busy for at least `busyAbove`
- * of it. Accepting a job (parse, check, append to the journal, answer 202) and running jobs
+ * at least `minRequests` requests arrived within the last window AND the event loop was busy for
+ * at least `busyAbove` of it. Accepting a job (parse, check, append to the journal, answer 202) and running jobs
  * (upstream calls, results, archive) share one event loop; under a burst, the worker then runs
  * at most TASK_SYNC_BURST_CONCURRENCY calls and fills its slots again once the pressure is gone.
  * Nothing is dropped or reordered: jobs only start later.
  *
- * The cost on the request path is one assignment per request (requestSeen); the judging runs
- * on an unref'd timer.
+ * The cost on the request path is one increment per request (requestSeen); the judging runs on
+ * an unref'd timer.
  */
 export class AcceptFirst implements AcceptGate {
   private pressure = false;
-  private lastRequestAt = Number.NEGATIVE_INFINITY;
+  private requests = 0;
   private readonly listeners: Array<() => void> = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly windowMs: number;
+  private readonly minRequests: number;
   private readonly busyAbove: number;
   private readonly utilisation: () => number;
-  private readonly now: () => number;
 
   constructor(o: AcceptFirstOptions = {}) {
     this.windowMs = o.windowMs ?? 100;
+    this.minRequests = o.minRequests ?? 20;
     this.busyAbove = o.busyAbove ?? 0.5;
     this.utilisation = o.utilisation ?? loopUtilisation();
-    this.now = o.now ?? (() => performance.now());
   }
 
   get underPressure(): boolean {
@@ -51,19 +54,20 @@ export class AcceptFirst implements AcceptGate {
 
   /** Called for every HTTP request the server receives. */
   requestSeen(): void {
-    this.lastRequestAt = this.now();
+    this.requests++;
   }
 
   onRelief(listener: () => void): void {
     this.listeners.push(listener);
   }
 
-  /** Judges the last window; on the way out of pressure, tells the listeners. */
+  /** Judges the window since the last call; on the way out of pressure, tells the listeners. */
   sample(): void {
     const busy = this.utilisation() >= this.busyAbove;
-    const recent = this.now() - this.lastRequestAt <= this.windowMs;
+    const burst = this.requests >= this.minRequests;
+    this.requests = 0;
     const was = this.pressure;
-    this.pressure = busy && recent;
+    this.pressure = busy && burst;
     if (was && !this.pressure) for (const listener of this.listeners) listener();
   }
 

@@ -9,45 +9,50 @@ import type { Store } from '../src/store/store.js';
 import type { UpstreamClient } from '../src/upstream/client.js';
 import { removeDir, tempDir, waitFor } from './helpers/test-app.js';
 
-/** A gate driven by hand: utilisation and time are whatever the test says. */
+/** A gate driven by hand: the loop's utilisation is whatever the test says. */
 function handGate(busyAbove = 0.5) {
-  const s = { util: 0, now: 1_000 };
-  const gate = new AcceptFirst({ windowMs: 100, busyAbove, utilisation: () => s.util, now: () => s.now });
-  return { gate, s };
+  const s = { util: 0 };
+  const gate = new AcceptFirst({ windowMs: 100, minRequests: 3, busyAbove, utilisation: () => s.util });
+  const requests = (n: number) => {
+    for (let i = 0; i < n; i++) gate.requestSeen();
+  };
+  return { gate, s, requests };
 }
 
-describe('AcceptFirst: pressure is recent requests on a busy loop', () => {
-  it('is under pressure only when requests arrived within the window and the loop was busy at or above the threshold', () => {
-    const { gate, s } = handGate();
+describe('AcceptFirst: pressure is a burst of requests on a busy loop', () => {
+  it('is under pressure only when at least minRequests arrived in the window and the loop was busy at or above the threshold', () => {
+    const { gate, s, requests } = handGate();
     s.util = 0.9;
     gate.sample();
-    expect(gate.underPressure, 'busy, but no request seen').toBe(false);
-    gate.requestSeen();
+    expect(gate.underPressure, 'busy, but no request').toBe(false);
+    requests(2);
+    gate.sample();
+    expect(gate.underPressure, 'busy, two requests: a poller, not a burst').toBe(false);
+    requests(3);
     s.util = 0.49;
     gate.sample();
-    expect(gate.underPressure, 'request seen, loop not busy enough').toBe(false);
+    expect(gate.underPressure, 'a burst, the loop not busy enough').toBe(false);
+    requests(3);
     s.util = 0.5;
     gate.sample();
-    expect(gate.underPressure, 'at the threshold').toBe(true);
-    s.now += 100;
+    expect(gate.underPressure, 'a burst at the threshold').toBe(true);
     gate.sample();
-    expect(gate.underPressure, 'last request exactly one window ago').toBe(true);
-    s.now += 1;
-    gate.sample();
-    expect(gate.underPressure, 'last request older than the window').toBe(false);
+    expect(gate.underPressure, 'each window counts its own requests').toBe(false);
   });
 
   it('tells its listeners once on the way out of pressure, not while it lasts nor when there was none', () => {
-    const { gate, s } = handGate();
+    const { gate, s, requests } = handGate();
     let reliefs = 0;
     gate.onRelief(() => reliefs++);
     gate.sample();
     expect(reliefs).toBe(0);
     s.util = 1;
-    gate.requestSeen();
+    requests(3);
     gate.sample();
+    requests(3);
     gate.sample();
     expect(reliefs).toBe(0);
+    requests(3);
     s.util = 0.1;
     gate.sample();
     expect(reliefs).toBe(1);
@@ -56,19 +61,20 @@ describe('AcceptFirst: pressure is recent requests on a busy loop', () => {
   });
 
   it('a stop lifts the pressure and tells the listeners (a stopping worker is not left throttled)', () => {
-    const { gate, s } = handGate();
+    const { gate, s, requests } = handGate();
     let reliefs = 0;
     gate.onRelief(() => reliefs++);
     s.util = 1;
-    gate.requestSeen();
+    requests(3);
     gate.sample();
+    expect(gate.underPressure).toBe(true);
     gate.stop();
     expect(gate.underPressure).toBe(false);
     expect(reliefs).toBe(1);
   });
 
   it('judges the real event loop on its timer: a loop kept busy while requests arrive is pressure', async () => {
-    const gate = new AcceptFirst({ windowMs: 20 });
+    const gate = new AcceptFirst({ windowMs: 20, minRequests: 1 });
     gate.start();
     try {
       let seen = false;
