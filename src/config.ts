@@ -41,6 +41,8 @@ const envSchema = z.object({
   // Default: half of TASK_SYNC_CONCURRENCY (rounded up) with several API tokens, all of it with one.
   TASK_SYNC_CONCURRENCY_PER_CLIENT: optionalInt(1, 1024),
   TASK_SYNC_CONCURRENCY_PER_HOST: optionalInt(1, 1024),
+  // Calls at once while requests keep the event loop busy (accept path first); default min(2, TASK_SYNC_CONCURRENCY).
+  TASK_SYNC_BURST_CONCURRENCY: optionalInt(1, 1024),
   TASK_SYNC_MAX_QUEUED_RECORDS: int(50_000, 1, 10_000_000),
   TASK_SYNC_MAX_QUEUED_BYTES: int(64 * 1024 * 1024, 1024, 2 ** 40),
   TASK_SYNC_MAX_QUEUED_RECORDS_PER_CLIENT: optionalInt(1, 10_000_000),
@@ -108,6 +110,8 @@ export interface Config {
     /** Calls one API client may have running at once: its upstream hanging cannot take more. */
     readonly concurrencyPerClient: number;
     readonly concurrencyPerHost: number;
+    /** Calls at once while the accept path is under pressure (src/jobs/accept-first.ts). */
+    readonly burstConcurrency: number;
     /** Unfinished records (and their ids' and URLs' bytes) that may wait, in all and per client. */
     readonly maxQueuedRecords: number;
     readonly maxQueuedBytes: number;
@@ -238,6 +242,7 @@ const QUEUE_VARIABLES = [
   'API_TOKENS',
   'TASK_SYNC_CONCURRENCY_PER_CLIENT',
   'TASK_SYNC_CONCURRENCY_PER_HOST',
+  'TASK_SYNC_BURST_CONCURRENCY',
   'TASK_SYNC_MAX_QUEUED_RECORDS',
   'TASK_SYNC_MAX_QUEUED_BYTES',
   'TASK_SYNC_MAX_QUEUED_RECORDS_PER_CLIENT',
@@ -337,6 +342,7 @@ function taskSyncQueueLimits(e: Env, problems: string[]) {
   const limits = {
     concurrencyPerClient: e.TASK_SYNC_CONCURRENCY_PER_CLIENT ?? (severalClients ? Math.ceil(concurrency / 2) : concurrency),
     concurrencyPerHost: e.TASK_SYNC_CONCURRENCY_PER_HOST ?? concurrency,
+    burstConcurrency: e.TASK_SYNC_BURST_CONCURRENCY ?? Math.min(2, concurrency),
     maxQueuedRecords: e.TASK_SYNC_MAX_QUEUED_RECORDS,
     maxQueuedBytes: e.TASK_SYNC_MAX_QUEUED_BYTES,
     maxQueuedRecordsPerClient: e.TASK_SYNC_MAX_QUEUED_RECORDS_PER_CLIENT ?? Math.min(10_000, e.TASK_SYNC_MAX_QUEUED_RECORDS),
@@ -347,6 +353,7 @@ function taskSyncQueueLimits(e: Env, problems: string[]) {
   };
   notAbove('TASK_SYNC_CONCURRENCY_PER_CLIENT', limits.concurrencyPerClient, 'TASK_SYNC_CONCURRENCY', concurrency);
   notAbove('TASK_SYNC_CONCURRENCY_PER_HOST', limits.concurrencyPerHost, 'TASK_SYNC_CONCURRENCY', concurrency);
+  notAbove('TASK_SYNC_BURST_CONCURRENCY', limits.burstConcurrency, 'TASK_SYNC_CONCURRENCY', concurrency);
   notAbove('TASK_SYNC_MAX_QUEUED_RECORDS_PER_CLIENT', limits.maxQueuedRecordsPerClient, 'TASK_SYNC_MAX_QUEUED_RECORDS', limits.maxQueuedRecords);
   notAbove('TASK_SYNC_MAX_QUEUED_BYTES_PER_CLIENT', limits.maxQueuedBytesPerClient, 'TASK_SYNC_MAX_QUEUED_BYTES', limits.maxQueuedBytes);
   if (limits.maxQueuedRecordsPerClient < e.TASK_SYNC_MAX_RECORDS) {

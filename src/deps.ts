@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from './clock.js';
 import { StartRefused, type Config } from './config.js';
 import type { AppDeps } from './app.js';
+import { AcceptFirst, YieldingSlots } from './accept-first.js';
 import type { Job } from './jobs/job.js';
 import { createUpstreamClient } from './upstream/client.js';
 import { TaskSyncWorker } from './jobs/worker.js';
@@ -25,6 +26,9 @@ import { createPrometheusMetrics } from './metrics/prometheus.js';
 import { serviceSources } from './metrics/service-sources.js';
 import { RecentRunFailures, type RunFailure } from './flows/recent-failures.js';
 
+/** Approval run turns at once while a burst of requests keeps the event loop busy (README, "Accept path first"). */
+const RUN_BURST_TURNS = 2;
+
 const DAY = 86_400_000;
 
 export interface DepsOptions {
@@ -35,7 +39,7 @@ export interface DepsOptions {
 }
 
 /** The one place where real implementations are chosen; tests build AppDeps with fakes instead. */
-export async function createDeps(config: Config, logger: Logger, clock: Clock = systemClock, options: DepsOptions = {}): Promise<AppDeps> {
+export async function createDeps(config: Config, logger: Logger, clock: Clock = systemClock, options: DepsOptions = {}): Promise<AppDeps & { acceptFirst: AcceptFirst }> {
   // Counted only when they can be read (METRICS_TOKEN set): otherwise every hook is a no-op.
   const prometheus = config.metricsToken ? createPrometheusMetrics() : undefined;
   const metrics = prometheus ?? noMetrics;
@@ -61,6 +65,8 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
     caBundlePath: config.taskSync.caBundle,
   });
   const upstreamFor = (purpose: Parameters<typeof observedUpstream>[2]) => (prometheus ? observedUpstream(upstream, prometheus, purpose) : upstream);
+  // Under a burst of requests the worker yields the event loop to accepting (src/jobs/accept-first.ts).
+  const acceptFirst = new AcceptFirst();
   const worker = new TaskSyncWorker({
     jobs: store.collection<Job>('jobs'),
     upstream: upstreamFor('task_sync'),
@@ -80,6 +86,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
     retries: config.taskSync.retries,
     retryBaseMs: config.taskSync.retryBaseMs,
     leaseMs: config.database?.leaseMs,
+    acceptFirst: { gate: acceptFirst, burstConcurrency: config.taskSync.burstConcurrency },
   });
   const { appId, appSecret, domain, timeoutMs } = config.lark;
   const larkApis = appId && appSecret ? createLarkApis({ appId, appSecret, domain, timeoutMs, logger, clock, metrics }) : undefined;
@@ -110,6 +117,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
           wakeups: store.collection<RunWakeup>('run-wakeups'),
           // A dead replica's runs are looked for at least every third of a lease (and every 5 s at most).
           sweepEveryMs: Math.min(5_000, Math.floor((config.database?.leaseMs ?? 30_000) / 3)),
+          turnSlots: new YieldingSlots(acceptFirst, RUN_BURST_TURNS),
           inbox: new RunInbox(store.collection<InboxItem>('run-inbox'), store.keys<CallbackResult>('run-callbacks'), clock),
           flows,
           approvals,
@@ -141,7 +149,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
       : undefined;
   prometheus?.observe(serviceSources({ worker, store, flows }));
   const tenantToken = larkApis?.tenantToken;
-  return { config, logger, clock, store, worker, messenger, upstream, flows, engine, pollers, botIdentity, chatReplies, postNewReplies, metrics: prometheus, runFailures, tenantToken };
+  return { config, logger, clock, store, worker, acceptFirst, messenger, upstream, flows, engine, pollers, botIdentity, chatReplies, postNewReplies, metrics: prometheus, runFailures, tenantToken };
 }
 
 /** What @bot replies need to know of the pollers: which are in force, their sources, their `replies` setting. */

@@ -112,6 +112,19 @@ export async function createServiceLogger(level: string, format: 'auto' | 'json'
   return createLogger(level, prettyStream({ colorize: process.stdout.isTTY === true, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }), o);
 }
 
+/**
+ * The logger for access lines (src/http/request-id.ts): the same destination, scrubber and
+ * mixin, without path redaction. Redaction with wildcard paths costs about 10 µs a line, and
+ * an access line is built here from known, credential-free fields (method, path, status, ms,
+ * reqId, client label, ip); secret values in the path are still blanked by the scrubber.
+ */
+export function accessLogger(logger: Logger): Logger {
+  return logger.child({}, { redact: { paths: [ACCESS_LINE_HAS_NO_CREDENTIAL_FIELDS] } });
+}
+
+// pino keeps the parent's redaction when a child is given no paths: one that matches nothing replaces it.
+const ACCESS_LINE_HAS_NO_CREDENTIAL_FIELDS = '__no_credential_fields_here__';
+
 /** A logger that drops everything: for tests that do not look at logs. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });

@@ -86,7 +86,12 @@ async function main(): Promise<void> {
   deps.pollers?.start();
   const longConnection = dispatcher && eventMode === 'ws' && appId && appSecret ? startLongConnection(appId, appSecret, domain, dispatcher) : undefined;
   await deps.store.prune(Date.now());
-  handle = app.callback();
+  const callback = app.callback();
+  handle = (req, res) => {
+    deps.acceptFirst.requestSeen();
+    return callback(req, res);
+  };
+  deps.acceptFirst.start();
 
   const pruner = setInterval(() => {
     deps.store.prune(Date.now()).catch((err: unknown) => logger.error({ err }, 'prune failed'));
@@ -102,6 +107,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'stopping: no new connections; finishing in-flight work');
     clearInterval(pruner);
+    deps.acceptFirst.stop();
     const hardStop = setTimeout(() => {
       logger.error('stop took too long; exiting');
       logger.flush();

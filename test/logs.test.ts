@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../src/log.js';
+import { accessLogger, createLogger } from '../src/log.js';
 import { requestContext } from '../src/request-context.js';
 import { SecretScrubber } from '../src/secret-scrubber.js';
 import { startFakeGuance, type FakeGuance } from './fake-guance/fake-guance.js';
@@ -56,6 +56,27 @@ describe('log redaction', () => {
     const [inside, outside] = text().trim().split('\n').map((l) => JSON.parse(l));
     expect(inside).toMatchObject({ reqId: 'req-42', jobId: 'j1', msg: 'inside' });
     expect(outside.reqId).toBeUndefined();
+  });
+
+  it('the access logger (no path redaction, for speed) still blanks secret values and URL credentials, and keeps the request id', () => {
+    const scrubber = new SecretScrubber().addFromEnv({ API_TOKENS: API_TOKEN, ALERTS_WEBHOOK_KEY: HOOK_KEY });
+    const { logger, text } = capture(scrubber);
+    const access = accessLogger(logger);
+    requestContext.run({ reqId: 'req-7', method: 'GET', path: '/x' }, () =>
+      access.info({ method: 'GET', path: `/hooks/${API_TOKEN}/open-apis/bot/v2/hook/${HOOK_KEY}`, status: 404 }, 'request'),
+    );
+    const line = JSON.parse(text().trim()) as Record<string, unknown>;
+    expect(line).toMatchObject({ reqId: 'req-7', method: 'GET', status: 404, msg: 'request' });
+    expect(text()).not.toContain(API_TOKEN);
+    expect(text()).not.toContain(HOOK_KEY);
+  });
+
+  it('the service logger keeps redacting credential fields by name after an access logger is made from it', () => {
+    const { logger, text } = capture(new SecretScrubber());
+    accessLogger(logger);
+    logger.info({ headers: { authorization: 'Bearer never-in-the-env' }, token: 'nor-this' }, 'incoming');
+    expect(text()).not.toContain('never-in-the-env');
+    expect(text()).not.toContain('nor-this');
   });
 });
 

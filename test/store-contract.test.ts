@@ -252,6 +252,39 @@ export function describeStoreContract(name: string, makeHarness: () => Promise<S
       await again.close();
     });
 
+    it('finds live records by a field without the whole live set: kept right through put, change, archive, remove and a restart', async () => {
+      interface Item extends StoredRecord {
+        runId: string;
+        n: number;
+      }
+      const store = await h.open({ clock });
+      const items = store.collection<Item>('inbox');
+      const ids = async (runId: string) => (await items.liveWhere('runId', runId)).map((i) => `${i.id}:${i.n}`).sort();
+      await items.put({ id: 'a1', runId: 'A', n: 1 });
+      await items.put({ id: 'b1', runId: 'B', n: 1 });
+      expect(await ids('A')).toEqual(['a1:1']); // the index is made now…
+      await items.put({ id: 'a2', runId: 'A', n: 1 }); // …and kept up to date after
+      await items.put({ id: 'a1', runId: 'A', n: 2 });
+      const moved = { id: 'b1', runId: 'B', n: 2 };
+      moved.runId = 'A'; // changed in place before its put: found under its new value only
+      await items.put(moved);
+      expect(await ids('A')).toEqual(['a1:2', 'a2:1', 'b1:2']);
+      expect(await ids('B')).toEqual([]);
+      await items.archive({ id: 'a2', runId: 'A', n: 3 });
+      await items.remove('a1');
+      await items.put({ id: 'p', runId: '__proto__', n: 1 });
+      await items.put({ id: 'u', runId: '审批-42', n: 1 });
+      expect(await ids('A')).toEqual(['b1:2']);
+      expect(await ids('constructor')).toEqual([]);
+      expect(await ids('__proto__')).toEqual(['p:1']);
+      const again = await reopen(store);
+      const items2 = again.collection<Item>('inbox');
+      expect((await items2.liveWhere('runId', 'A')).map((i) => i.id)).toEqual(['b1']);
+      expect((await items2.liveWhere('runId', '审批-42')).map((i) => i.id)).toEqual(['u']);
+      expect(await items2.liveWhere('n' as never, '1')).toEqual([]); // string fields only
+      await again.close();
+    });
+
     it('treats prototype names as plain ids and keys', async () => {
       const store = await h.open({ clock });
       const jobs = store.collection<Rec>('jobs');

@@ -164,6 +164,8 @@ describe('bounds configuration', () => {
       }
     };
     expect(problems({ TASK_SYNC_CONCURRENCY: '4', TASK_SYNC_CONCURRENCY_PER_CLIENT: '5' })).toMatch(/TASK_SYNC_CONCURRENCY_PER_CLIENT: 5 is more than TASK_SYNC_CONCURRENCY \(4\)/);
+    expect(problems({ TASK_SYNC_BURST_CONCURRENCY: '9' })).toMatch(/TASK_SYNC_BURST_CONCURRENCY: 9 is more than TASK_SYNC_CONCURRENCY \(8\)/);
+    expect(problems({ TASK_SYNC_BURST_CONCURRENCY: '0' })).toMatch(/TASK_SYNC_BURST_CONCURRENCY: expected a whole number/);
     expect(problems({ TASK_SYNC_CONCURRENCY_PER_HOST: '9' })).toMatch(/TASK_SYNC_CONCURRENCY_PER_HOST: 9 is more than TASK_SYNC_CONCURRENCY \(8\)/);
     expect(problems({ TASK_SYNC_MAX_QUEUED_RECORDS: '1000', TASK_SYNC_MAX_QUEUED_RECORDS_PER_CLIENT: '2000' })).toMatch(/TASK_SYNC_MAX_QUEUED_RECORDS_PER_CLIENT: 2000 is more than TASK_SYNC_MAX_QUEUED_RECORDS \(1000\)/);
     expect(problems({ TASK_SYNC_MAX_QUEUED_RECORDS_PER_CLIENT: '100' })).toMatch(/TASK_SYNC_MAX_QUEUED_RECORDS_PER_CLIENT: 100 is less than TASK_SYNC_MAX_RECORDS \(500\): a full batch could never be queued/);

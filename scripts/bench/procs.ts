@@ -1,14 +1,20 @@
 // Child processes for benchmarks: each server runs alone on loopback, found by its health check.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const LOGS = mkdtempSync(join(tmpdir(), 'lark-bridge-bench-logs-'));
 
 export interface Proc {
   url: string;
   child: ChildProcess;
+  /** Its stdout and stderr, in a file: a pipe read by the benchmark process would steal its CPU. */
+  log: string;
 }
 
 export async function freePort(): Promise<number> {
@@ -19,38 +25,53 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts a script on a free loopback port; ready when it prints "listening on" or answers /healthz. */
-export async function startProc(script: string, env: Record<string, string>): Promise<Proc> {
+/**
+ * Starts a script on a free loopback port (TypeScript through tsx, JavaScript as it is); ready
+ * when it prints "listening on URL" or answers /healthz with a 2xx.
+ */
+export async function startProc(script: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<Proc> {
   const port = String(await freePort());
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  const log = join(LOGS, `${script.replace(/\W+/g, '_')}-${port}.log`);
+  const fd = openSync(log, 'w');
+  const args = [...nodeArgs, ...(script.endsWith('.ts') ? ['--import', 'tsx'] : []), script];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, HOST: '127.0.0.1', ...env, PORT: port },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', fd, fd],
   });
-  let out = '';
+  closeSync(fd);
+  const output = () => readFileSync(log, 'utf8');
   const url = await new Promise<string>((resolve, reject) => {
     const finish = (err: Error | null, u?: string) => {
       clearTimeout(timer);
       clearInterval(poll);
+      child.removeAllListeners('exit');
       if (err) {
         child.kill('SIGKILL');
         reject(err);
       } else resolve(u!);
     };
-    const timer = setTimeout(() => finish(new Error(`${script} did not start: ${out}`)), 60_000);
+    const timer = setTimeout(() => finish(new Error(`${script} did not start within 60 s: ${output().slice(-2000)}`)), 60_000);
     const poll = setInterval(() => {
+      const m = /listening on (http:\/\/[\d.:]+)/.exec(output());
+      if (m) return finish(null, m[1]!);
       fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok && finish(null, `http://127.0.0.1:${port}`), () => undefined);
     }, 100);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d;
-      const m = /listening on (http:\/\/[\d.:]+)/.exec(out);
-      if (m) finish(null, m[1]!);
-    });
-    child.once('exit', (code) => finish(new Error(`${script} exited ${code}: ${out}`)));
+    child.once('exit', (code) => finish(new Error(`${script} exited ${code}: ${output().slice(-2000)}`)));
   });
-  child.removeAllListeners('exit');
-  child.stdout!.resume(); // keep draining its logs
-  return { url, child };
+  return { url, child, log };
+}
+
+/**
+ * The service as production runs it: the compiled dist/main.js (built first when src/ changed,
+ * as `npm start` does), with source maps on. BENCH_CPU_PROF=DIR profiles it.
+ */
+export async function startService(env: Record<string, string>): Promise<Proc> {
+  const built = spawnSync(process.execPath, ['scripts/build.mjs', '--if-stale'], { cwd: ROOT, stdio: 'inherit' });
+  if (built.status !== 0) throw new Error('npm run build failed');
+  // BENCH_CPU_PROF=DIR: the service writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  return startProc('dist/main.js', env, ['--enable-source-maps', ...profile]);
 }
 
 export async function stopProc(p: Proc): Promise<void> {

@@ -9,6 +9,7 @@ import { RunStory, type RunDeps } from './approval-run.js';
 import { failureKey, type Run } from './run.js';
 import { RunTurns } from './run-turns.js';
 import type { RunWakeup } from './run-wakeups.js';
+import type { YieldingSlots } from '../accept-first.js';
 
 export interface EngineDeps extends RunDeps {
   /** The store's named locks: a run's turns are serialised across replicas by `run:<instance code>`. */
@@ -17,6 +18,8 @@ export interface EngineDeps extends RunDeps {
   wakeups: RecordCollection<RunWakeup>;
   /** How often stale wake-ups and inbox items are looked for (default 5 s). */
   sweepEveryMs?: number;
+  /** Turns yield to the accept path under a burst (src/accept-first.ts); absent: no limit. */
+  turnSlots?: YieldingSlots;
 }
 
 // Statuses of other tasks that change a run we know (approval_task event, see run-updates.ts).

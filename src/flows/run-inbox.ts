@@ -50,11 +50,11 @@ export class RunInbox {
 
   /** The run's items in arrival order. */
   async forRun(runId: string): Promise<InboxItem[]> {
-    return (await this.items.live()).filter((i) => i.runId === runId).sort((a, b) => a.at - b.at || a.seq - b.seq);
+    return (await this.items.liveWhere('runId', runId)).sort((a, b) => a.at - b.at || a.seq - b.seq);
   }
 
   async hasItemsFor(runId: string): Promise<boolean> {
-    return (await this.items.live()).some((i) => i.runId === runId);
+    return (await this.items.liveWhere('runId', runId)).length > 0;
   }
 
   /**

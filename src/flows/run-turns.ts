@@ -5,6 +5,7 @@ import type { RunStory } from './approval-run.js';
 import type { RunInbox } from './run-inbox.js';
 import type { Run } from './run.js';
 import { RunWakeups, type RunWakeup } from './run-wakeups.js';
+import type { YieldingSlots } from '../accept-first.js';
 
 export interface TurnResult {
   /** Ids of the inbox items the turn read (applied or left waiting). */
@@ -29,6 +30,8 @@ export interface RunTurnsDeps {
   clock: Clock;
   logger: Logger;
   sweepEveryMs?: number;
+  /** Turns yield to the accept path: at most a few at once while requests keep the event loop busy. */
+  turnSlots?: YieldingSlots;
 }
 
 export interface TurnRequest {
@@ -90,9 +93,15 @@ export class RunTurns {
     this.queued.set(runId, asked);
     const previous = this.chains.get(runId) ?? Promise.resolve();
     const next = previous
-      .then(() => {
-        this.queued.delete(runId);
-        return this.turn(runId, asked, busyRetries);
+      .then(async () => {
+        const slots = this.o.turnSlots;
+        await slots?.acquire();
+        try {
+          this.queued.delete(runId);
+          return await this.turn(runId, asked, busyRetries);
+        } finally {
+          slots?.release();
+        }
       })
       .catch((err: unknown) => this.o.logger.error({ err, runId }, 'approval run step failed; it is taken up again by the next event or the sweep'))
       .finally(() => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
-import type { Logger } from '../log.js';
+import { accessLogger, type Logger } from '../log.js';
 import { requestContext, type RequestContext } from '../request-context.js';
 
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -13,6 +13,7 @@ const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * and the client address (X-Forwarded-For as nginx sets it).
  */
 export function requestIds(logger: Logger) {
+  const access = accessLogger(logger);
   return async function requestIdMiddleware(ctx: Context, next: Next): Promise<void> {
     const given = ctx.get('x-request-id');
     const reqId = SAFE_ID.test(given) ? given : randomUUID();
@@ -32,8 +33,8 @@ export function requestIds(logger: Logger) {
       await requestContext.run(context, next);
     } finally {
       const client = context.client;
-      if (logger.isLevelEnabled('info')) {
-        logger.info(
+      if (access.isLevelEnabled('info')) {
+        access.info(
           { reqId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started), ...(client ? { client } : {}), ip: ctx.ip },
           'request',
         );

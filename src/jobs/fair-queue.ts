@@ -36,9 +36,15 @@ export class FairQueue {
   private paused = false;
   private idleWaiters: Array<() => void> = [];
 
+  /**
+   * `allowed`: how many tasks may hold a slot right now (at most `limits.concurrency`); the
+   * worker lowers it while the accept path is under pressure (src/jobs/accept-first.ts) and
+   * calls wake() when it rises again.
+   */
   constructor(
     private readonly limits: FairQueueLimits,
     private readonly onError: (err: unknown, task: FairTask) => void,
+    private readonly allowed: () => number = () => limits.concurrency,
   ) {}
 
   /** Tasks waiting for a slot. */
@@ -75,6 +81,11 @@ export class FairQueue {
     this.queued = 0;
   }
 
+  /** Starts waiting tasks up to the slots allowed now: after `allowed` has risen. */
+  wake(): void {
+    this.pump();
+  }
+
   /** Resolves once no task holds a slot. */
   onIdle(): Promise<void> {
     if (this.running === 0) return Promise.resolve();
@@ -82,7 +93,7 @@ export class FairQueue {
   }
 
   private pump(): void {
-    while (!this.paused && this.running < this.limits.concurrency) {
+    while (!this.paused && this.running < Math.min(this.limits.concurrency, this.allowed())) {
       const task = this.next();
       if (!task) return;
       this.start(task);

@@ -9,6 +9,7 @@ import { costOf, QueueBounds, type QueueCost, type QueueLimits } from './queue-b
 import { recordHeaders } from './record-headers.js';
 import { JobLeases } from './job-leases.js';
 import { DEFAULT_LEASE_MS } from '../store/store-owner.js';
+import type { AcceptGate } from '../accept-first.js';
 
 export interface WorkerOptions {
   jobs: RecordCollection<Job>;
@@ -27,6 +28,8 @@ export interface WorkerOptions {
   random?: () => number;
   /** How long this replica's claim on a job lasts without renewal (DATABASE_LEASE_MS); default 30 s. */
   leaseMs?: number;
+  /** Yield to the accept path: at most `burstConcurrency` calls while the gate reports pressure. */
+  acceptFirst?: { gate: AcceptGate; burstConcurrency: number };
 }
 
 /**
@@ -60,9 +63,15 @@ export class TaskSyncWorker {
   private readonly archived = new WeakSet<Job>();
 
   constructor(private readonly o: WorkerOptions) {
-    this.queue = new FairQueue(o.concurrency, (err, task) => {
-      o.logger.error({ err, jobId: task.group }, 'task-sync record failed unexpectedly');
-    });
+    const first = o.acceptFirst;
+    this.queue = new FairQueue(
+      o.concurrency,
+      (err, task) => {
+        o.logger.error({ err, jobId: task.group }, 'task-sync record failed unexpectedly');
+      },
+      first ? () => (first.gate.underPressure ? first.burstConcurrency : o.concurrency.concurrency) : undefined,
+    );
+    first?.gate.onRelief(() => this.queue.wake());
     this.bounds = new QueueBounds(o.bounds, o.clock, o.logger);
     this.leases = new JobLeases({ jobs: o.jobs, logger: o.logger, leaseMs: o.leaseMs ?? DEFAULT_LEASE_MS });
   }

@@ -83,7 +83,8 @@ export class LarkRateLimiter {
   private readonly longestMs: number;
   private readonly appLogs = new Map<string, number[]>();
   private readonly keyLogs = new Map<string, number[]>();
-  private readonly queue: Pending[] = [];
+  /** Calls waiting, in lanes of one API and key (arrival order within a lane; lanes in order of their first call). */
+  private readonly lanes = new Map<string, Pending[]>();
   private pumping = false;
   private wake?: AbortController;
 
@@ -104,7 +105,11 @@ export class LarkRateLimiter {
           reject(err);
         }
       };
-      this.queue.push({ api, key, start });
+      const lane = `${api}\u0000${key}`;
+      const waiting = this.lanes.get(lane);
+      // Behind others of its lane it cannot go sooner than they do: no need for a new pass.
+      if (waiting) return void waiting.push({ api, key, start });
+      this.lanes.set(lane, [{ api, key, start }]);
       if (this.pumping) this.wake?.abort();
       else this.pump();
     });
@@ -120,9 +125,9 @@ export class LarkRateLimiter {
     this.pumping = true;
     void (async () => {
       try {
-        while (this.queue.length > 0) {
+        while (this.lanes.size > 0) {
           const wait = this.admit();
-          if (this.queue.length === 0) break;
+          if (this.lanes.size === 0) break;
           this.wake = new AbortController();
           await this.clock.sleep(wait, this.wake.signal);
         }
@@ -140,25 +145,28 @@ export class LarkRateLimiter {
   private admit(): number {
     let wait = Infinity;
     const heldApis = new Set<string>();
-    const held: Pending[] = [];
-    for (const p of this.queue.splice(0)) {
-      const now = this.clock.now();
-      const limits = this.limits.byApi.get(p.api) ?? this.limits.other;
-      const appLog = this.logOf(this.appLogs, p.api, now);
-      const appWait = heldApis.has(p.api) ? Infinity : waitFor(appLog, limits.app, now);
-      const keyLog = limits.perKey && appWait === 0 ? this.logOf(this.keyLogs, `${p.api}\u0000${p.key}`, now) : undefined;
-      const keyWait = keyLog ? waitFor(keyLog, [limits.perKey!], now) : 0;
-      if (appWait > 0 || keyWait > 0) {
-        if (appWait > 0) heldApis.add(p.api);
-        wait = Math.min(wait, appWait > 0 ? appWait : keyWait);
-        held.push(p);
-        continue;
+    for (const [lane, waiting] of this.lanes) {
+      while (waiting.length > 0) {
+        const p = waiting[0]!;
+        const now = this.clock.now();
+        const limits = this.limits.byApi.get(p.api) ?? this.limits.other;
+        const appLog = this.logOf(this.appLogs, p.api, now);
+        const appWait = heldApis.has(p.api) ? Infinity : waitFor(appLog, limits.app, now);
+        const keyLog = limits.perKey && appWait === 0 ? this.logOf(this.keyLogs, lane, now) : undefined;
+        const keyWait = keyLog ? waitFor(keyLog, [limits.perKey!], now) : 0;
+        if (appWait > 0 || keyWait > 0) {
+          // The rest of this lane waits behind it; another lane may still go.
+          if (appWait > 0) heldApis.add(p.api);
+          wait = Math.min(wait, appWait > 0 ? appWait : keyWait);
+          break;
+        }
+        appLog.push(now);
+        keyLog?.push(now);
+        waiting.shift();
+        p.start();
       }
-      appLog.push(now);
-      keyLog?.push(now);
-      p.start();
+      if (waiting.length === 0) this.lanes.delete(lane);
     }
-    this.queue.push(...held);
     this.forgetIdleKeys(this.clock.now());
     return wait;
   }

@@ -140,6 +140,7 @@ export function createJournalStore(p: JournalStoreParts): JournalStore {
           return live.get(id) ?? state.archives.get(name)?.get(id);
         },
         live: async () => [...live.values()],
+        liveWhere: async (field, value) => live.where(field, value),
         put,
         archive,
         remove(id) {

@@ -194,10 +194,14 @@ export class Journal {
     try {
       if (this.needNewFile || !this.file) await this.startNewFile();
       const file = this.file!;
-      // An unlinked file still takes writes: they would be lost at the next start.
-      if ((await file.links()) === 0) throw new Error(`${file.path} was deleted while open (is DATA_DIR still there?)`);
       const data = batch.frames.length === 1 ? batch.frames[0]! : Buffer.concat(batch.frames, batch.bytes);
-      await file.write(data, this.size);
+      // An unlinked file still takes writes: they would be lost at the next start. The link
+      // count is read beside the write (one thread-pool round trip less per commit); both
+      // settle before anything is decided, so a failure cuts back after the write, not during it.
+      const [links, written] = await Promise.allSettled([file.links(), file.write(data, this.size)]);
+      if (links.status === 'rejected') throw links.reason;
+      if (written.status === 'rejected') throw written.reason;
+      if (links.value === 0) throw new Error(`${file.path} was deleted while open (is DATA_DIR still there?)`);
       await file.datasync();
       this.size += data.length;
       this.bytesSinceRotation += data.length;

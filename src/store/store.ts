@@ -30,6 +30,11 @@ export interface RecordCollection<T extends StoredRecord> {
   /** The live set (records not yet archived). */
   live(): Promise<T[]>;
   /**
+   * The live records whose string field `field` equals `value`, in no set order: without reading
+   * the whole live set (an index kept beside it; on PostgreSQL, a query).
+   */
+  liveWhere(field: keyof T & string, value: string): Promise<T[]>;
+  /**
    * Inserts or replaces a live record. A record that was not live starts leased to this store's
    * owner (Store.owner) for the store's lease time: its creator works on it first, and other
    * replicas claim it only once that lease has expired. Replacing a live record keeps its lease.

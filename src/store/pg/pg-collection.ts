@@ -33,6 +33,12 @@ export function pgCollection<T extends StoredRecord>(db: PgContext, name: string
       return rows.map((r) => r.doc);
     },
 
+    async liveWhere(field, value) {
+      // String fields only, as the journal store's index: a number 1 is not "1".
+      const { rows } = await db.query<Doc<T>>(`SELECT doc FROM live_records WHERE collection = $1 AND json_typeof(doc->$2) = 'string' AND doc->>$2 = $3`, [name, field, value]);
+      return rows.map((r) => r.doc);
+    },
+
     put(record) {
       const id = toStoredText(record.id);
       const json = JSON.stringify(record);
