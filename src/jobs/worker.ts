@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { RecordCollection } from '../store/store.js';
@@ -63,6 +64,9 @@ export class TaskSyncWorker {
   private readonly archived = new WeakSet<Job>();
 
   constructor(private readonly o: WorkerOptions) {
+    // Every running call and every retry backoff listens on these: hundreds at once is normal,
+    // not a leak (Node's default warns past 10, on stderr, outside the JSON log).
+    setMaxListeners(0, this.stopping.signal, this.cancelling.signal);
     const first = o.acceptFirst;
     this.queue = new FairQueue(
       o.concurrency,
