@@ -19,9 +19,20 @@ export default {
     'src/flows/callback-routes.ts',
     'src/flows/options-routes.ts',
     'src/flows/options-encryption.ts',
-    // The store's open/recovery (src/store/json-file-store.ts) joins this list once its rewrite
-    // lands; add its fast suite (test/store.test.ts) to vitest.mutate.config.ts with it:
-    // 'src/store/json-file-store.ts',
+    // The store's trust boundary: record framing, journal replay and group commit, the snapshot
+    // file, the data dir lock, and opening (what a damaged or half-written DATA_DIR does).
+    'src/store/frame.ts',
+    'src/store/journal.ts',
+    'src/store/snapshot-file.ts',
+    'src/store/data-dir-lock.ts',
+    'src/store/open-store.ts',
+    'src/lark/received-message.ts',
+    'src/metrics/metrics-routes.ts',
+    // Custom-bot signing only (the sign functions and where the notifiers use them), not the cards.
+    'src/notify/lark-webhook.ts:16-18',
+    'src/notify/lark-webhook.ts:36-37',
+    'src/notify/dingtalk.ts:14-16',
+    'src/notify/dingtalk.ts:28-32',
   ],
   coverageAnalysis: 'perTest',
   // Two cores, shared: two test-runner processes.

@@ -3,10 +3,10 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * The test set `npm run mutate` (Stryker) runs against each mutant of the trust boundary: unit
- * tests of the verifiers and guards first, then the in-process HTTP suites that reach them over
- * loopback. Suites that spawn child processes, start the whole app with the Lark emulator per
- * test, or wait for real time are left out: a mutant would pay for them again and again, and the
- * suites below pin these guards on their own.
+ * tests of the verifiers and guards first, then the store's files on a temp dir, then the
+ * in-process HTTP suites that reach them over loopback. Suites that spawn child processes, start
+ * the whole app with the Lark emulator per test, or wait for real time are left out: a mutant
+ * would pay for them again and again, and the suites below pin these guards on their own.
  */
 const CHEAPEST_FIRST = [
   // pure functions and guards, no server
@@ -19,9 +19,18 @@ const CHEAPEST_FIRST = [
   'test/request-body.test.ts',
   'test/lark-seen-events.test.ts',
   'test/allow-list.test.ts',
+  'test/store-frame.test.ts',
+  'test/lark-received-message.test.ts',
+  'test/notify-signing.test.ts',
+  // the store's files on a temp dir (no server)
+  'test/store-snapshot-file.test.ts',
+  'test/store-data-dir-lock.test.ts',
+  'test/store-journal.test.ts',
+  'test/store-open.test.ts',
   // one route table on a bare Koa app, on loopback
   'test/route.test.ts',
   'test/bearer-auth.test.ts',
+  'test/metrics-token.test.ts',
   'test/business-callback-routes.test.ts',
   'test/options-routes.test.ts',
   'test/lark-event-dispatch.test.ts',

@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import type { Clock } from '../src/clock.js';
 import {
   bodySignatureMatches,
+  businessIdempotencyKey,
+  businessRequest,
   callBusiness,
   CALLBACK_WINDOW_SEC,
   callbackTimestampProblem,
@@ -11,7 +13,7 @@ import {
   TIMESTAMP_HEADER,
   type BusinessRequest,
 } from '../src/flows/business-call.js';
-import { stageSchema } from '../src/flows/flow-schema.js';
+import { stageSchema, type ApprovalFlow } from '../src/flows/flow-schema.js';
 import type { UpstreamClient, UpstreamOutcome } from '../src/upstream/client.js';
 
 /**
@@ -180,5 +182,45 @@ describe('callBusiness: what it answers', () => {
     const { outcome, calls } = await call([timeout, failed(503), ok('{"result":true,"msg":"granted"}')]);
     expect(calls).toHaveLength(3);
     expect(outcome).toEqual({ kind: 'result', result: { result: true, msg: 'granted' } });
+  });
+});
+
+describe('businessRequest and businessIdempotencyKey (what a stage call carries)', () => {
+  const flow = {
+    id: 'vpn-access',
+    check: { mode: 'sync' },
+    execute: { mode: 'async' },
+  } as unknown as ApprovalFlow;
+  const ticket = { instanceCode: 'INST-1', applicant: { userId: 'u1', openId: 'ou_1' }, fields: { days: 3, reason: '出差' } };
+
+  it('carries the ticket, the flow, the stage, the fields and the applicant; a callback URL only for an async stage', () => {
+    expect(businessRequest(flow, 'check', ticket, 'https://bridge.example')).toEqual({
+      ticket_id: 'INST-1',
+      flow: 'vpn-access',
+      stage: 'check',
+      fields: { days: 3, reason: '出差' },
+      applicant: { user_id: 'u1', open_id: 'ou_1' },
+    });
+    expect(businessRequest(flow, 'execute', ticket, 'https://bridge.example')).toEqual({
+      ticket_id: 'INST-1',
+      flow: 'vpn-access',
+      stage: 'execute',
+      fields: { days: 3, reason: '出差' },
+      applicant: { user_id: 'u1', open_id: 'ou_1' },
+      callback_url: 'https://bridge.example/api/v1/lark/execute/callback',
+    });
+  });
+
+  it('sends empty fields when the ticket has none, and no callback URL for a stage the flow does not have', () => {
+    const checkOnly = { id: 'f', check: { mode: 'async' } } as unknown as ApprovalFlow;
+    const bare = { instanceCode: 'I', applicant: {} };
+    expect(businessRequest(checkOnly, 'execute', bare, 'http://127.0.0.1:1')).toEqual({ ticket_id: 'I', flow: 'f', stage: 'execute', fields: {}, applicant: { user_id: undefined, open_id: undefined } });
+    expect(businessRequest(checkOnly, 'check', bare, 'http://127.0.0.1:1').callback_url).toBe('http://127.0.0.1:1/api/v1/lark/check/callback');
+  });
+
+  it('keys a call by instance, stage, task and retry count, percent-encoding what a header cannot carry', () => {
+    expect(businessIdempotencyKey('INST-1', 'execute', 'task-9', 0)).toBe('INST-1:execute:task-9:0');
+    expect(businessIdempotencyKey('INST-1', 'execute', 'task-9', 2)).toBe('INST-1:execute:task-9:2');
+    expect(businessIdempotencyKey('审批 1:x', 'check', 't', 1)).toBe(`${encodeURIComponent('审批 1:x')}:check:t:1`);
   });
 });

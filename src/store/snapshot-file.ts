@@ -30,24 +30,27 @@ function damaged(path: string, why: string): StoreRefused {
   );
 }
 
+const isObject = (v: unknown): v is object => typeof v === 'object' && v !== null;
+
 function check(doc: unknown, path: string): SnapshotDoc {
   const d = doc as Partial<SnapshotDoc> | null;
-  if (typeof d !== 'object' || d === null || d.format !== 'lark-bridge-store') throw damaged(path, 'not a lark-bridge snapshot');
+  if (!isObject(d) || d.format !== 'lark-bridge-store') throw damaged(path, 'not a lark-bridge snapshot');
   if (d.version !== 2) throw damaged(path, `snapshot version ${String(d.version)} is not one this version reads`);
-  if (!Number.isInteger(d.journal) || typeof d.archive !== 'object' || typeof d.records !== 'object' || typeof d.keys !== 'object') {
+  // null is an object to typeof: a snapshot with "records": null would pass and fail later, naming nothing.
+  if (!Number.isInteger(d.journal) || !isObject(d.archive) || !isObject(d.records) || !isObject(d.keys)) {
     throw damaged(path, 'fields are missing');
   }
-  for (const [name, list] of Object.entries(d.records ?? {})) {
+  for (const [name, list] of Object.entries(d.records)) {
     if (!Array.isArray(list) || !list.every((r) => typeof r === 'object' && r !== null && typeof (r as StoredRecord).id === 'string')) {
       throw damaged(path, `records of "${name}" are not a list of records`);
     }
   }
-  for (const [name, list] of Object.entries(d.keys ?? {})) {
+  for (const [name, list] of Object.entries(d.keys)) {
     if (!Array.isArray(list) || !list.every((k) => Array.isArray(k) && typeof k[0] === 'string' && typeof k[2] === 'number')) {
       throw damaged(path, `keys of "${name}" are not a list of keys`);
     }
   }
-  for (const f of Object.values(d.archive ?? {})) {
+  for (const f of Object.values(d.archive)) {
     if (typeof f !== 'object' || f === null || !Number.isInteger(f.seq) || !Number.isInteger(f.bytes)) throw damaged(path, 'archive positions are not numbers');
   }
   return d as SnapshotDoc;
