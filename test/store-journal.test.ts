@@ -306,6 +306,8 @@ describe('Journal: a failing disk', FAST, () => {
   for (const fault of [
     { at: 'write' as const, code: 'ENOSPC' as const },
     { at: 'datasync' as const, code: 'EIO' as const },
+    // The link count is read beside the write: its failure rejects the batch too, once the write has settled.
+    { at: 'links' as const, code: 'EIO' as const },
   ]) {
     it(`rejects the whole batch whose ${fault.at} fails, cuts the file back, and goes on in a new generation`, async () => {
       const { journal, ops } = await openJournal();

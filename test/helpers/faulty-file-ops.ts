@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { nodeFileOps, type FileOps, type StoreFile } from '../../src/store/file-ops.js';
 
-export type FaultPoint = 'write' | 'datasync' | 'rename';
+export type FaultPoint = 'write' | 'datasync' | 'rename' | 'links';
 
 export interface Fault {
   at: FaultPoint;
@@ -55,7 +55,10 @@ export class FaultyFileOps implements FileOps {
         return file.sync();
       },
       truncate: (n) => file.truncate(n),
-      links: () => file.links(),
+      async links() {
+        ops.check('links', file.path);
+        return file.links();
+      },
       read: (n, p) => file.read(n, p),
       close: () => file.close(),
     };
