@@ -109,3 +109,18 @@ describe('OVERTIME_CLOSE and OVERTIME_RECOVER', () => {
     expect(h.lark.callsTo('GET', '/open-apis/approval/v4/instances')).toHaveLength(0);
   });
 });
+
+describe('a task event that comes before the task is visible in the instance', () => {
+  it('reads the instance again and acts on the task once Lark lists it', async () => {
+    h = await startHarness();
+    h.newInstance('INST-LAG');
+    // The event first; the task shows up in instance get about 1.5 s later.
+    expect((await h.sendTaskEvent('INST-LAG', 't-check')).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1_500));
+    h.approval.addTask('INST-LAG', { id: 't-check', user_id: ASSISTANT, open_id: `ou_${ASSISTANT}`, status: 'PENDING', node_name: 'check_node' });
+    const run = await h.waitForRun('INST-LAG', (r) => r.stages.check?.state === 'acted', 15_000);
+    expect(run.status).toBe('active');
+    expect(approves().map((c) => c.body.task_id)).toEqual(['t-check']);
+    expect(h.lark.callsTo('GET', '/open-apis/approval/v4/instances/INST-LAG').length).toBeGreaterThanOrEqual(2);
+  });
+});

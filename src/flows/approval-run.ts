@@ -15,6 +15,9 @@ import { addNewTasks, addStep, applyRetry, applyStatus, endIfInstanceEnded, newR
 import { nextStamp, type LarkFailure, type Run, type StageRun, type StepName } from './run.js';
 import { RunLockLost, type TurnResult } from './run-turns.js';
 
+/** Waits before reading an instance again that does not list an event's task yet: about 7 s in all. */
+const TASK_VISIBLE_WAITS_MS = [1_000, 2_000, 4_000];
+
 export interface RunDeps {
   runs: RecordCollection<Run>;
   inbox: RunInbox;
@@ -123,7 +126,7 @@ export class RunStory {
     // A run whose approval could not be looked up waits for Retry; its task items wait with it.
     const lookupFailed = run.status === 'failed' && run.larkFailure && !run.larkFailure.stage;
     if (tasks.length && !lookupFailed) {
-      const instance = await this.lookUp(run);
+      const instance = await this.lookUpShowing(run, tasks);
       if (instance) {
         addNewTasks(run, flow, instance, tasks, this.isoNow());
         applied.push(...tasks.map((t) => t.id));
@@ -131,6 +134,22 @@ export class RunStory {
     }
     if (endChecks.length && (run.status !== 'active' || (await this.closeIfEnded(run)) !== 'unknown')) applied.push(...endChecks);
     return applied;
+  }
+
+  /**
+   * The instance, read again a few times while it does not list a task an event told us of yet:
+   * Lark may send the event a moment before the task is visible to instance get, and a task not
+   * found is skipped for good.
+   */
+  private async lookUpShowing(run: Run, tasks: ReadonlyArray<{ taskId: string }>): Promise<ApprovalInstance | undefined> {
+    let instance = await this.lookUp(run);
+    for (const wait of TASK_VISIBLE_WAITS_MS) {
+      if (!instance || tasks.every((item) => instance!.tasks.some((t) => t.id === item.taskId))) break;
+      this.o.logger.info({ runId: run.id, flow: run.flowId, wait }, 'approval: a task of the event is not in the instance yet; reading it again');
+      await this.o.clock.sleep(wait);
+      instance = await this.lookUp(run);
+    }
+    return instance;
   }
 
   private async lookUp(run: Run): Promise<ApprovalInstance | undefined> {
