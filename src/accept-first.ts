@@ -14,19 +14,20 @@ export interface AcceptFirstOptions {
   utilisation?: () => number;
 }
 
-/** What the task-sync worker asks the gate (src/jobs/worker.ts). */
+/** What the work that yields asks the gate: the task-sync worker, the approval run turns (YieldingSlots). */
 export interface AcceptGate {
   readonly underPressure: boolean;
   onRelief(listener: () => void): void;
 }
 
 /**
- * Tells the task-sync worker when the accept path is under pressure, so that it yields to it:
+ * Tells the work behind the accept path when that path is under pressure, so that it yields:
  * at least `minRequests` requests arrived within the last window AND the event loop was busy for
- * at least `busyAbove` of it. Accepting a job (parse, check, append to the journal, answer 202) and running jobs
- * (upstream calls, results, archive) share one event loop; under a burst, the worker then runs
- * at most TASK_SYNC_BURST_CONCURRENCY calls and fills its slots again once the pressure is gone.
- * Nothing is dropped or reordered: jobs only start later.
+ * at least `busyAbove` of it. Accepting work (parse, check, append to the journal, answer) and
+ * doing it (upstream calls, run steps, archiving) share one event loop; under a burst the
+ * task-sync worker runs at most TASK_SYNC_BURST_CONCURRENCY calls and approval runs take a few
+ * steps at once, and both fill up again once the pressure is gone. Nothing is dropped or
+ * reordered: work only starts later.
  *
  * The cost on the request path is one increment per request (requestSeen); the judging runs on
  * an unref'd timer.

@@ -110,7 +110,7 @@ export interface Config {
     /** Calls one API client may have running at once: its upstream hanging cannot take more. */
     readonly concurrencyPerClient: number;
     readonly concurrencyPerHost: number;
-    /** Calls at once while the accept path is under pressure (src/jobs/accept-first.ts). */
+    /** Calls at once while the accept path is under pressure (src/accept-first.ts). */
     readonly burstConcurrency: number;
     /** Unfinished records (and their ids' and URLs' bytes) that may wait, in all and per client. */
     readonly maxQueuedRecords: number;

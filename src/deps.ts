@@ -65,7 +65,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
     caBundlePath: config.taskSync.caBundle,
   });
   const upstreamFor = (purpose: Parameters<typeof observedUpstream>[2]) => (prometheus ? observedUpstream(upstream, prometheus, purpose) : upstream);
-  // Under a burst of requests the worker yields the event loop to accepting (src/jobs/accept-first.ts).
+  // Under a burst of requests the worker yields the event loop to accepting (src/accept-first.ts).
   const acceptFirst = new AcceptFirst();
   const worker = new TaskSyncWorker({
     jobs: store.collection<Job>('jobs'),

@@ -1,13 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AcceptFirst, YieldingSlots, type AcceptGate } from '../src/accept-first.js';
 import { FairQueue, type FairTask } from '../src/jobs/fair-queue.js';
 import type { Job } from '../src/jobs/job.js';
 import { TaskSyncWorker } from '../src/jobs/worker.js';
 import { silentLogger } from '../src/log.js';
-import { openJournalStore } from '../src/store/open-store.js';
-import type { Store } from '../src/store/store.js';
 import type { UpstreamClient } from '../src/upstream/client.js';
-import { removeDir, tempDir, waitFor } from './helpers/test-app.js';
+import { queuedJob, tempStores } from './helpers/temp-store.js';
+import { waitFor } from './helpers/test-app.js';
 
 /** A gate driven by hand: the loop's utilisation is whatever the test says. */
 function handGate(busyAbove = 0.5) {
@@ -164,17 +163,10 @@ describe('FairQueue: the slots allowed now', () => {
 });
 
 describe('TaskSyncWorker with the accept path first', () => {
-  let store: Store | undefined;
-  let dir: string | undefined;
-  afterEach(async () => {
-    await store?.close();
-    if (dir) await removeDir(dir);
-    store = dir = undefined;
-  });
+  const openStore = tempStores();
 
   it('runs at most burstConcurrency calls under pressure, fills its slots on relief, and finishes every record in order of the job', async () => {
-    dir = await tempDir();
-    store = await openJournalStore({ dir, clock: { now: () => Date.now(), sleep: async () => undefined } });
+    const store = await openStore({ now: () => Date.now(), sleep: async () => undefined });
     const jobs = store.collection<Job>('jobs');
     let pressure = true;
     const relief: Array<() => void> = [];
@@ -207,8 +199,7 @@ describe('TaskSyncWorker with the accept path first', () => {
       acceptFirst: { gate, burstConcurrency: 2 },
     });
     const records = Array.from({ length: 20 }, (_, i) => `r${i}`);
-    const now = new Date().toISOString();
-    const job: Job = { id: 'job-burst', mode: 'batch', webhookUrl: 'http://127.0.0.1:9/hooks/x', records, timeoutSec: 5, status: 'queued', results: records.map(() => null), createdAt: now, updatedAt: now, completedAt: null };
+    const job = queuedJob('job-burst', records);
     await jobs.put(job);
     worker.submit(job);
     try {

@@ -134,37 +134,35 @@ describe('data dir lock', () => {
     expect(await readFile(lockPath, 'utf8')).toBe(`${running()}\n`);
   });
 
-  it('gives up after five attempts when a stale lock file keeps coming back', async () => {
-    await writeFile(lockPath, `${NOT_RUNNING}`);
+  /** The real system, except that after each of the first `times` removals something else writes the stale lock file again. */
+  const comesBack = (times: number) => {
     let removals = 0;
     const sys: LockSystem = {
       ...real,
       rm: (async (path: string, options: { force: boolean }) => {
         removals++;
         await rm(path, options);
-        await writeFile(lockPath, `${NOT_RUNNING}`); // something else writes it again
+        if (removals <= times) await writeFile(lockPath, `${NOT_RUNNING}`);
       }) as LockSystem['rm'],
     };
-    const err = await lockDataDir(dir, warn, sys).catch((e: unknown) => e);
+    return { sys, removals: () => removals };
+  };
+
+  it('gives up after five attempts when a stale lock file keeps coming back', async () => {
+    await writeFile(lockPath, `${NOT_RUNNING}`);
+    const back = comesBack(Infinity);
+    const err = await lockDataDir(dir, warn, back.sys).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreRefused);
     expect((err as Error).message).toBe(`could not take the lock file ${lockPath}: it keeps coming back; is another lark-bridge starting on DATA_DIR ${dir}?`);
-    expect(removals).toBe(5);
+    expect(back.removals()).toBe(5);
     expect(warnings).toHaveLength(5);
   });
 
   it('takes the lock at the fifth attempt', async () => {
     await writeFile(lockPath, `${NOT_RUNNING}`);
-    let removals = 0;
-    const sys: LockSystem = {
-      ...real,
-      rm: (async (path: string, options: { force: boolean }) => {
-        removals++;
-        await rm(path, options);
-        if (removals < 4) await writeFile(lockPath, `${NOT_RUNNING}`);
-      }) as LockSystem['rm'],
-    };
-    const lock = await lockDataDir(dir, warn, sys);
-    expect(removals).toBe(4);
+    const back = comesBack(3);
+    const lock = await lockDataDir(dir, warn, back.sys);
+    expect(back.removals()).toBe(4);
     expect(await readFile(lockPath, 'utf8')).toBe(`${process.pid}\n`);
     await lock.release();
   });

@@ -1,24 +1,16 @@
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { systemClock } from '../src/clock.js';
 import type { Job } from '../src/jobs/job.js';
 import { TaskSyncWorker } from '../src/jobs/worker.js';
 import { silentLogger } from '../src/log.js';
-import { openJournalStore } from '../src/store/open-store.js';
-import type { Store } from '../src/store/store.js';
 import type { UpstreamClient } from '../src/upstream/client.js';
-import { removeDir, tempDir, waitFor } from './helpers/test-app.js';
+import { queuedJob, tempStores } from './helpers/temp-store.js';
+import { waitFor } from './helpers/test-app.js';
 
-let store: Store | undefined;
-let dir: string | undefined;
-afterEach(async () => {
-  await store?.close();
-  if (dir) await removeDir(dir);
-  store = dir = undefined;
-});
+const openStore = tempStores();
 
 it('many calls and retry backoffs at once print no MaxListenersExceededWarning (a line outside the JSON log)', async () => {
-  dir = await tempDir();
-  store = await openJournalStore({ dir, clock: systemClock });
+  const store = await openStore(systemClock);
   const jobs = store.collection<Job>('jobs');
   let calls = 0;
   const held: Array<() => void> = [];
@@ -50,8 +42,7 @@ it('many calls and retry backoffs at once print no MaxListenersExceededWarning (
   process.on('warning', onWarning);
   try {
     const records = Array.from({ length: 30 }, (_, i) => `r${i}`);
-    const now = new Date().toISOString();
-    const job: Job = { id: 'job-many', mode: 'batch', webhookUrl: 'http://127.0.0.1:9/hooks/x', records, timeoutSec: 5, status: 'queued', results: records.map(() => null), createdAt: now, updatedAt: now, completedAt: null };
+    const job = queuedJob('job-many', records);
     await jobs.put(job);
     worker.submit(job);
     await waitFor(() => calls === 30);

@@ -38,7 +38,7 @@ export class FairQueue {
 
   /**
    * `allowed`: how many tasks may hold a slot right now (at most `limits.concurrency`); the
-   * worker lowers it while the accept path is under pressure (src/jobs/accept-first.ts) and
+   * worker lowers it while the accept path is under pressure (src/accept-first.ts) and
    * calls wake() when it rises again.
    */
   constructor(

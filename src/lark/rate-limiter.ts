@@ -45,9 +45,9 @@ export function larkLimits(secondMs: number, minuteMs: number): { byApi: Readonl
   };
 }
 
+/** A call waiting in its lane (the lane names its key). */
 interface Pending {
   api: string;
-  key: string;
   start(): void;
 }
 
@@ -108,8 +108,8 @@ export class LarkRateLimiter {
       const lane = `${api}\u0000${key}`;
       const waiting = this.lanes.get(lane);
       // Behind others of its lane it cannot go sooner than they do: no need for a new pass.
-      if (waiting) return void waiting.push({ api, key, start });
-      this.lanes.set(lane, [{ api, key, start }]);
+      if (waiting) return void waiting.push({ api, start });
+      this.lanes.set(lane, [{ api, start }]);
       if (this.pumping) this.wake?.abort();
       else this.pump();
     });
