@@ -1,4 +1,5 @@
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { Fifo } from './fifo.js';
 
 export interface AcceptFirstOptions {
   /** How often pressure is judged: 100 ms. */
@@ -106,7 +107,7 @@ function loopUtilisation(): () => number {
  */
 export class YieldingSlots {
   private active = 0;
-  private readonly waiting: Array<() => void> = [];
+  private readonly waiting = new Fifo<() => void>();
 
   constructor(
     private readonly gate: AcceptGate,

@@ -1,3 +1,5 @@
+import { Fifo } from '../fifo.js';
+
 /** One unit of work: an upstream call of one record. It holds a slot while `run` is pending. */
 export interface FairTask {
   /** Who asked for it (the API client): clients take turns. */
@@ -19,7 +21,7 @@ export interface FairQueueLimits {
 }
 
 /** client → host → group → tasks. Each Map's insertion order is its turn order: whoever was served goes to the back. */
-type Waiting = Map<string, Map<string, Map<string, FairTask[]>>>;
+type Waiting = Map<string, Map<string, Map<string, Fifo<FairTask>>>>;
 
 /**
  * Runs tasks with a fair share of the slots: round-robin between clients with work, then between
@@ -63,9 +65,9 @@ export class FairQueue {
   }
 
   add(task: FairTask): void {
-    const hosts = getOrSet(this.waiting, task.client, () => new Map<string, Map<string, FairTask[]>>());
-    const groups = getOrSet(hosts, task.host, () => new Map<string, FairTask[]>());
-    getOrSet(groups, task.group, () => []).push(task);
+    const hosts = getOrSet(this.waiting, task.client, () => new Map<string, Map<string, Fifo<FairTask>>>());
+    const groups = getOrSet(hosts, task.host, () => new Map<string, Fifo<FairTask>>());
+    getOrSet(groups, task.group, () => new Fifo<FairTask>()).push(task);
     this.queued++;
     this.pump();
   }

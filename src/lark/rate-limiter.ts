@@ -1,4 +1,5 @@
 import { systemClock, type Clock } from '../clock.js';
+import { Fifo } from '../fifo.js';
 
 /** At most `limit` calls in any `ms`-long stretch of time (a sliding window). */
 export interface RateWindow {
@@ -84,7 +85,7 @@ export class LarkRateLimiter {
   private readonly appLogs = new Map<string, number[]>();
   private readonly keyLogs = new Map<string, number[]>();
   /** Calls waiting, in lanes of one API and key (arrival order within a lane; lanes in order of their first call). */
-  private readonly lanes = new Map<string, Pending[]>();
+  private readonly lanes = new Map<string, Fifo<Pending>>();
   private pumping = false;
   private wake?: AbortController;
 
@@ -109,7 +110,7 @@ export class LarkRateLimiter {
       const waiting = this.lanes.get(lane);
       // Behind others of its lane it cannot go sooner than they do: no need for a new pass.
       if (waiting) return void waiting.push({ api, start });
-      this.lanes.set(lane, [{ api, start }]);
+      this.lanes.set(lane, new Fifo([{ api, start }]));
       if (this.pumping) this.wake?.abort();
       else this.pump();
     });
@@ -147,7 +148,7 @@ export class LarkRateLimiter {
     const heldApis = new Set<string>();
     for (const [lane, waiting] of this.lanes) {
       while (waiting.length > 0) {
-        const p = waiting[0]!;
+        const p = waiting.peek()!;
         const now = this.clock.now();
         const limits = this.limits.byApi.get(p.api) ?? this.limits.other;
         const appLog = this.logOf(this.appLogs, p.api, now);
