@@ -10,3 +10,8 @@ export function safeEqual(a: string | Buffer, b: string | Buffer): boolean {
   const hb = createHash('sha256').update(b).digest();
   return timingSafeEqual(ha, hb);
 }
+
+/** Two SHA-256 digests compared in constant time: for secrets hashed once ahead (the API tokens), one hash per request less. */
+export function sameDigest(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { safeEqual } from '../src/safe-equal.js';
+import { createHash } from 'node:crypto';
+import { sameDigest, safeEqual } from '../src/safe-equal.js';
 
 describe('safeEqual, the one constant-time compare', () => {
   it('is true for the same bytes, as strings, Buffers or one of each', () => {
@@ -21,5 +22,19 @@ describe('safeEqual, the one constant-time compare', () => {
     expect(safeEqual('secret-token', '')).toBe(false);
     expect(safeEqual('', 'secret-token')).toBe(false);
     expect(safeEqual(Buffer.alloc(0), Buffer.alloc(1))).toBe(false);
+  });
+});
+
+describe('sameDigest, for secrets hashed ahead', () => {
+  const d = (s: string) => createHash('sha256').update(s).digest();
+
+  it('is true only for the same digest, false for one bit off or another length, without throwing', () => {
+    expect(sameDigest(d('secret-token'), d('secret-token'))).toBe(true);
+    expect(sameDigest(d('secret-token'), d('secret-tokeN'))).toBe(false);
+    const flipped = d('secret-token');
+    flipped[31] = flipped[31]! ^ 1;
+    expect(sameDigest(d('secret-token'), flipped)).toBe(false);
+    expect(sameDigest(d('secret-token'), d('secret-token').subarray(0, 31))).toBe(false);
+    expect(sameDigest(Buffer.alloc(0), Buffer.alloc(0))).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Context } from 'koa';
-import { safeEqual } from '../safe-equal.js';
+import { sameDigest } from '../safe-equal.js';
 import { NotAuthenticated } from '../errors.js';
 import type { Guard } from './route.js';
 
@@ -35,7 +35,7 @@ export function bearerToken(options: AuthOptions): Guard {
       const given = digest(match[1]!);
       let client: string | undefined;
       // Every token is compared, so the time taken does not say which one matched.
-      for (const k of known) if (safeEqual(k.hash, given)) client ??= k.client;
+      for (const k of known) if (sameDigest(k.hash, given)) client ??= k.client;
       if (!client) throw new NotAuthenticated('bearer token is not valid');
       ctx.state.client = client;
     },
