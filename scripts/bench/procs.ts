@@ -71,7 +71,9 @@ export async function startService(env: Record<string, string>): Promise<Proc> {
   if (built.status !== 0) throw new Error('npm run build failed');
   // BENCH_CPU_PROF=DIR: the service writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  return startProc('dist/main.js', env, ['--enable-source-maps', ...profile]);
+  // BENCH_NODE_ARGS: more node flags for the service (--trace-gc, --max-semi-space-size=64, …).
+  const extra = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean) : [];
+  return startProc('dist/main.js', env, ['--enable-source-maps', ...profile, ...extra]);
 }
 
 export async function stopProc(p: Proc): Promise<void> {
