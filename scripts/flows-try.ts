@@ -15,7 +15,7 @@ import { tryPoller, TryFailed } from '../src/pollers/try-poller.js';
 import { createUpstreamClient } from '../src/upstream/client.js';
 
 const USAGE = `usage: npm run flows:try -- FILE [--form SAMPLE.json] [options]
-  approval flow:  --form SAMPLE.json (required)  --ticket ID  --task ID  --applicant USER_ID  --at UNIX_SECONDS|ISO
+  approval flow:  --form SAMPLE.json (required)  --ticket ID  --task ID  --execute-task ID  --applicant USER_ID  --at UNIX_SECONDS|ISO
   poller flow:    --since 2h|30m|1d|ISO (default: maxCatchUpSec ago)  --limit N (default: maxPerRun)
   both:           --json (one JSON document on stdout)`;
 
@@ -31,6 +31,7 @@ async function main(): Promise<number> {
       form: { type: 'string' },
       ticket: { type: 'string' },
       task: { type: 'string' },
+      'execute-task': { type: 'string' },
       applicant: { type: 'string' },
       at: { type: 'string' },
       since: { type: 'string' },
@@ -83,6 +84,7 @@ async function tryApprovalFile(file: string, flowText: string, flow: ApprovalFlo
       publicBaseUrl,
       instanceCode,
       taskId: str(v.task) ?? 'TRY-TASK',
+      executeTaskId: str(v['execute-task']),
       applicant: str(v.applicant) ? { userId: str(v.applicant) } : { userId: sample.userId ?? 'TRY-APPLICANT', openId: sample.openId },
       nowMs: timeArg(v.at, 'at') ?? systemClock.now(),
     });

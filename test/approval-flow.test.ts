@@ -301,6 +301,54 @@ describe('Retry button', () => {
   });
 });
 
+describe('attempt ids on async callbacks', () => {
+  it('refuses a callback echoing an attempt a Retry replaced (late or replayed), and takes the current one', async () => {
+    h = await startHarness({ flow: (url) => flowFile(url, { check: undefined, execute: { url: `${url}/grant`, mode: 'async', retries: 0, callbackTimeoutMs: 60_000 } }) });
+    h.newInstance('INST-A1');
+    await h.pendingAt('INST-A1', 't-exec', 'execute_node');
+    await h.waitForRun('INST-A1', (r) => r.stages.execute?.state === 'waiting_callback');
+    const first = h.business.calls[0]!;
+    // The attempt id is the call's Idempotency-Key, in the signed body.
+    expect(first.body.attempt_id).toBe('INST-A1:execute:t-exec:0');
+    expect(first.headers['idempotency-key']).toBe(first.body.attempt_id);
+
+    const refusal = { ticket_id: 'INST-A1', result: false, error: 'quota exceeded', attempt_id: first.body.attempt_id };
+    expect((await h.callback('execute', refusal)).status).toBe(200);
+    const failed = await h.waitForRun('INST-A1', (r) => r.status === 'failed');
+    const retried = await sendLarkEvent(
+      `${h.app.url}/api/v1/lark/card`,
+      cardActionEvent({ token: VERIFICATION_TOKEN, appId: APP_ID, operatorOpenId: RETRY_USER, messageId: failed.cardMessageId!, chatId: PROGRESS_CHAT, value: { action: 'retry', runId: 'INST-A1', stage: 'execute' } }),
+      { encryptKey: ENCRYPT_KEY },
+    );
+    expect(retried.body).toEqual({ toast: { type: 'success', content: 'Retrying execute…' } });
+    await waitFor(() => h.business.calls.length === 2);
+    await h.waitForRun('INST-A1', (r) => r.status === 'active' && r.stages.execute?.state === 'waiting_callback');
+    const second = h.business.calls[1]!;
+    expect(second.body.attempt_id).toBe('INST-A1:execute:t-exec:1');
+
+    // The first attempt's refusal, sent again (late, or replayed within the signature window): refused, nothing changes.
+    const replay = await h.callback('execute', refusal);
+    expect(replay.status).toBe(409);
+    expect(replay.body.error.message).toContain('another attempt of the execute stage');
+    expect((await h.app.deps.engine!.findRun('INST-A1'))!.status).toBe('active');
+
+    const granted = await h.callback('execute', { ticket_id: 'INST-A1', result: true, msg: 'granted on retry', attempt_id: second.body.attempt_id });
+    expect(granted.status).toBe(200);
+    const done = await h.waitForRun('INST-A1', (r) => r.status === 'done');
+    expect(done.steps.at(-1)).toMatchObject({ step: 'done', detail: 'granted on retry' });
+  });
+
+  it('takes a callback without attempt_id as before (the stage’s first result wins)', async () => {
+    h = await startHarness();
+    h.newInstance('INST-A2');
+    await h.pendingAt('INST-A2', 'task-check', 'check_node');
+    await h.pendingAt('INST-A2', 'task-exec', 'execute_node');
+    await h.waitForRun('INST-A2', (r) => r.stages.execute?.state === 'waiting_callback');
+    expect((await h.callback('execute', { ticket_id: 'INST-A2', result: true, msg: 'granted' })).status).toBe(200);
+    await h.waitForRun('INST-A2', (r) => r.status === 'done');
+  });
+});
+
 describe('flow files', () => {
   it('keeps serving the last good flow when an invalid file is hot-swapped in', async () => {
     h = await startHarness();

@@ -193,29 +193,30 @@ describe('businessRequest and businessIdempotencyKey (what a stage call carries)
   } as unknown as ApprovalFlow;
   const ticket = { instanceCode: 'INST-1', applicant: { userId: 'u1', openId: 'ou_1' }, fields: { days: 3, reason: '出差' } };
 
-  it('carries the ticket, the flow, the stage, the fields and the applicant; a callback URL only for an async stage', () => {
-    expect(businessRequest(flow, 'check', ticket, 'https://bridge.example')).toEqual({
+  it('carries the ticket, the flow, the stage, the fields and the applicant; a callback URL and the attempt id only for an async stage', () => {
+    expect(businessRequest(flow, 'check', ticket, 'https://bridge.example', 'INST-1:check:t:0')).toEqual({
       ticket_id: 'INST-1',
       flow: 'vpn-access',
       stage: 'check',
       fields: { days: 3, reason: '出差' },
       applicant: { user_id: 'u1', open_id: 'ou_1' },
     });
-    expect(businessRequest(flow, 'execute', ticket, 'https://bridge.example')).toEqual({
+    expect(businessRequest(flow, 'execute', ticket, 'https://bridge.example', 'INST-1:execute:t:1')).toEqual({
       ticket_id: 'INST-1',
       flow: 'vpn-access',
       stage: 'execute',
       fields: { days: 3, reason: '出差' },
       applicant: { user_id: 'u1', open_id: 'ou_1' },
       callback_url: 'https://bridge.example/api/v1/lark/execute/callback',
+      attempt_id: 'INST-1:execute:t:1',
     });
   });
 
   it('sends empty fields when the ticket has none, and no callback URL for a stage the flow does not have', () => {
     const checkOnly = { id: 'f', check: { mode: 'async' } } as unknown as ApprovalFlow;
     const bare = { instanceCode: 'I', applicant: {} };
-    expect(businessRequest(checkOnly, 'execute', bare, 'http://127.0.0.1:1')).toEqual({ ticket_id: 'I', flow: 'f', stage: 'execute', fields: {}, applicant: { user_id: undefined, open_id: undefined } });
-    expect(businessRequest(checkOnly, 'check', bare, 'http://127.0.0.1:1').callback_url).toBe('http://127.0.0.1:1/api/v1/lark/check/callback');
+    expect(businessRequest(checkOnly, 'execute', bare, 'http://127.0.0.1:1', 'I:execute:t:0')).toEqual({ ticket_id: 'I', flow: 'f', stage: 'execute', fields: {}, applicant: { user_id: undefined, open_id: undefined } });
+    expect(businessRequest(checkOnly, 'check', bare, 'http://127.0.0.1:1', 'I:check:t:0').callback_url).toBe('http://127.0.0.1:1/api/v1/lark/check/callback');
   });
 
   it('keys a call by instance, stage, task and retry count, percent-encoding what a header cannot carry', () => {

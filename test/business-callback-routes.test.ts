@@ -28,9 +28,9 @@ let now = NOW_SEC * 1000;
 const clock: Clock = { now: () => now, sleep: async () => undefined };
 const accepted: Array<{ stage: Stage; ticket: string; flow: string; result: BusinessResult }> = [];
 const engine = {
-  async acceptCallback(stage: Stage, ticket: string, signer: { id: string }, result: BusinessResult) {
+  async acceptCallback(stage: Stage, ticket: string, signer: { id: string }, result: BusinessResult, attemptId?: string) {
     if (ticket === 'UNKNOWN') throw new NotFound(`unknown ticket ${ticket}`);
-    accepted.push({ stage, ticket, flow: signer.id, result });
+    accepted.push({ stage, ticket, flow: signer.id, result, ...(attemptId === undefined ? {} : { attemptId }) });
   },
 };
 
@@ -93,6 +93,18 @@ describe('the callback routes', () => {
     ]);
     // What the engine refuses reaches the caller as it is.
     expect((await callback('execute', { ...ok, ticket_id: 'UNKNOWN' })).status).toBe(404);
+  });
+
+  it('hand over the attempt_id a callback echoes; an empty or non-string one is a 400 naming it', async () => {
+    expect((await callback('execute', { ...ok, attempt_id: 'T-1:execute:t:1' })).status).toBe(200);
+    expect(accepted.at(-1)).toMatchObject({ ticket: 'T-1', attemptId: 'T-1:execute:t:1' });
+    const before = accepted.length;
+    for (const attempt_id of ['', 7]) {
+      const bad = await callback('execute', { ...ok, attempt_id });
+      expect(bad.status).toBe(400);
+      expect(JSON.stringify(bad.body)).toContain('attempt_id');
+    }
+    expect(accepted.length).toBe(before);
   });
 });
 

@@ -73,7 +73,7 @@ describe('flows:try on an approval flow', () => {
     await writeFile(samplePath, JSON.stringify({ code: 0, msg: 'success', data: { instance_code: 'INST-TRY', user_id: 'applicant1', open_id: 'ou_applicant1', form: FORM } }));
     const callsBefore = h.business.calls.length;
 
-    const ran = await flowsTry([flowPath, '--form', samplePath, '--task', 't-check', '--at', String(check!.headers['x-bridge-timestamp']), '--json'], {
+    const ran = await flowsTry([flowPath, '--form', samplePath, '--task', 't-check', '--execute-task', 't-exec', '--at', String(check!.headers['x-bridge-timestamp']), '--json'], {
       TEST_BUSINESS_SECRET: BUSINESS_SECRET,
       PUBLIC_BASE_URL,
       DATA_DIR: dataDir(),

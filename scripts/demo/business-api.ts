@@ -22,12 +22,12 @@ export function businessApi(log: BusinessLog): UpstreamHandler {
       return { status, body };
     };
     if (!signatureOk) return answer(401, { result: false, error: 'bad signature' });
-    const { ticket_id, fields, callback_url } = call.body ?? {};
+    const { ticket_id, fields, callback_url, attempt_id } = call.body ?? {};
     if (call.path === '/api/perm/check') {
       return answer(200, { ticket_id, result: true, msg: `${fields.account} is not ${fields.role} yet: the request may go on` });
     }
     if (call.path === '/api/perm/grant') {
-      setTimeout(() => void callBack(log, callback_url, { ticket_id, result: true, msg: `granted ${fields.role} to ${fields.account} until ${fields.until}` }), CALLBACK_DELAY_MS);
+      setTimeout(() => void callBack(log, callback_url, { ticket_id, attempt_id, result: true, msg: `granted ${fields.role} to ${fields.account} until ${fields.until}` }), CALLBACK_DELAY_MS);
       return answer(202, { accepted: true });
     }
     return answer(404, { result: false, error: `no route ${call.path}` });

@@ -1,7 +1,7 @@
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import type { ApprovalTaskEvent } from '../lark/event-intake.js';
 import type { RecordCollection, Store } from '../store/store.js';
-import type { BusinessResult } from './business-call.js';
+import { businessIdempotencyKey, type BusinessResult } from './business-call.js';
 import { CallbackTimers } from './callback-timers.js';
 import type { ApprovalFlow, Stage } from './flow-schema.js';
 import { retryStageOf } from './progress-card.js';
@@ -78,7 +78,7 @@ export class ApprovalEngine {
    * the stage's call is in flight too (an API may call back before it answers our call). The
    * answer waits only for the result to be on disk; the run applies it on its chain.
    */
-  async acceptCallback(stage: Stage, ticketId: string, signer: ApprovalFlow, result: BusinessResult): Promise<void> {
+  async acceptCallback(stage: Stage, ticketId: string, signer: ApprovalFlow, result: BusinessResult, attemptId?: string): Promise<void> {
     const run = await this.o.runs.get(ticketId);
     // A ticket of another flow is unknown to this signer: the same answer as no ticket at all.
     if (!run || run.flowId !== signer.id) throw new NotFound(`unknown ticket ${ticketId}`);
@@ -87,6 +87,12 @@ export class ApprovalEngine {
     if (signer[stage]?.mode !== 'async') throw new Conflict(`the ${stage} stage of ticket ${ticketId} is synchronous: its result is the answer to our call`);
     if (run.status !== 'active' || (s.state !== 'calling' && s.state !== 'waiting_callback')) {
       throw new Conflict(`ticket ${ticketId} is not waiting for a ${stage} callback (state: ${run.status === 'active' ? s.state : run.status})`);
+    }
+    // Callbacks that echo our attempt_id are tied to it: a late or replayed result of an attempt
+    // that a Retry replaced must not decide the new one. (Without it, the stage's first result wins.)
+    const current = businessIdempotencyKey(run.instanceCode, stage, s.taskId, s.retries);
+    if (attemptId !== undefined && attemptId !== current) {
+      throw new Conflict(`callback is for another attempt of the ${stage} stage of ticket ${ticketId} (attempt_id ${attemptId}); the current attempt is ${current}`);
     }
     if (!(await this.o.inbox.claimCallback(run.id, stage, s, result))) throw new Conflict(`ticket ${ticketId} already has a ${stage} result`);
     this.turns.schedule(run.id, { news: true });

@@ -195,12 +195,13 @@ export class RunStory {
       await this.updateCard(run, flow);
     }
     this.checkFence(run);
+    const attemptId = businessIdempotencyKey(run.instanceCode, stage, s.taskId, s.retries);
     const outcome = await callBusiness(
       { upstream: this.o.upstream, clock: this.o.clock, random: this.o.random },
       spec,
       flow.secret,
-      businessRequest(flow, stage, run, this.o.publicBaseUrl),
-      businessIdempotencyKey(run.instanceCode, stage, s.taskId, s.retries),
+      businessRequest(flow, stage, run, this.o.publicBaseUrl, attemptId),
+      attemptId,
     );
     // An async API may call back before answering our call: its result wins over how the call went.
     const early = spec.mode === 'async' ? await this.o.inbox.callbackFor(run.id, stage, s) : undefined;

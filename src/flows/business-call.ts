@@ -23,6 +23,8 @@ export interface BusinessRequest {
   fields: Record<string, unknown>;
   applicant: { user_id?: string; open_id?: string };
   callback_url?: string;
+  /** Async stages: this attempt's id (its Idempotency-Key). A callback that echoes it is refused once a Retry started a newer attempt. */
+  attempt_id?: string;
 }
 
 export type BusinessOutcome =
@@ -58,14 +60,16 @@ export function businessRequest(
   stage: Stage,
   ticket: { instanceCode: string; applicant: { userId?: string; openId?: string }; fields?: Record<string, unknown> },
   publicBaseUrl: string,
+  attemptId: string,
 ): BusinessRequest {
+  const async = flow[stage]?.mode === 'async';
   return {
     ticket_id: ticket.instanceCode,
     flow: flow.id,
     stage,
     fields: ticket.fields ?? {},
     applicant: { user_id: ticket.applicant.userId, open_id: ticket.applicant.openId },
-    ...(flow[stage]?.mode === 'async' ? { callback_url: `${publicBaseUrl}/api/v1/lark/${stage}/callback` } : {}),
+    ...(async ? { callback_url: `${publicBaseUrl}/api/v1/lark/${stage}/callback`, attempt_id: attemptId } : {}),
   };
 }
 

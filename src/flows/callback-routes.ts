@@ -8,7 +8,11 @@ import { bodySignatureMatches, businessResultSchema, callbackTimestampProblem, S
 import type { FlowRegistry } from './flow-registry.js';
 import type { ApprovalFlow, Stage } from './flow-schema.js';
 
-const callbackSchema = businessResultSchema.extend({ ticket_id: z.string().min(1, 'is required') });
+const callbackSchema = businessResultSchema.extend({
+  ticket_id: z.string().min(1, 'is required'),
+  // Echoed from our call (async stages send it): a callback of an attempt a Retry replaced is refused.
+  attempt_id: z.string().min(1, 'must be the attempt_id of our call').max(2048).optional(),
+});
 
 /**
  * The `business-hmac` guard: the body must be signed with the secret of a loaded approval flow.
@@ -48,7 +52,7 @@ export function businessCallbackRoutes(engine: Pick<ApprovalEngine, 'acceptCallb
       guard,
       body: callbackSchema,
       async handler(ctx, body) {
-        await engine.acceptCallback(stage, body.ticket_id, ctx.state.signedBy as ApprovalFlow, body);
+        await engine.acceptCallback(stage, body.ticket_id, ctx.state.signedBy as ApprovalFlow, body, body.attempt_id);
         ctx.body = { status: 'accepted', ticket_id: body.ticket_id, stage };
       },
     });

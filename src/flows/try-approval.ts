@@ -78,8 +78,10 @@ export interface TryApprovalOptions {
   publicBaseUrl: string;
   /** The ticket (instance code) the body carries. */
   instanceCode: string;
-  /** The task id in the Idempotency-Key. */
+  /** The check node's task id, in the Idempotency-Key and the attempt id. */
   taskId: string;
+  /** The execute node's task id (its own task in Lark); the check's when not given. */
+  executeTaskId?: string;
   applicant: { userId?: string; openId?: string };
   /** When the call is signed (ms). */
   nowMs: number;
@@ -93,11 +95,12 @@ export function tryApproval(flow: ApprovalFlow, form: string, o: TryApprovalOpti
   for (const stage of STAGES) {
     const spec = flow[stage];
     if (!spec) continue;
-    const body = JSON.stringify(businessRequest(flow, stage, ticket, o.publicBaseUrl));
+    const attemptId = businessIdempotencyKey(o.instanceCode, stage, stage === 'execute' ? (o.executeTaskId ?? o.taskId) : o.taskId, 0);
+    const body = JSON.stringify(businessRequest(flow, stage, ticket, o.publicBaseUrl, attemptId));
     const headers = {
       'content-type': 'application/json',
       'user-agent': 'lark-bridge',
-      ...signedHeaders(flow.secret, body, o.nowMs, businessIdempotencyKey(o.instanceCode, stage, o.taskId, 0)),
+      ...signedHeaders(flow.secret, body, o.nowMs, attemptId),
     };
     calls.push({ stage, mode: spec.mode, method: 'POST', url: spec.url, headers, body, timeoutMs: spec.timeoutMs, retries: spec.retries });
   }
