@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ASSISTANT, flowFile, startHarness, type Harness } from './helpers/approval-harness.js';
+import { waitFor } from './helpers/test-app.js';
 
 /**
  * Task statuses of the approval_task event beyond PENDING / APPROVED / REJECTED / DONE:
@@ -122,5 +123,20 @@ describe('a task event that comes before the task is visible in the instance', (
     expect(run.status).toBe('active');
     expect(approves().map((c) => c.body.task_id)).toEqual(['t-check']);
     expect(h.lark.callsTo('GET', '/open-apis/approval/v4/instances/INST-LAG').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('stops without waiting out the re-reads: the task item stays in the inbox for the next start', async () => {
+    h = await startHarness();
+    h.newInstance('INST-STOP');
+    expect((await h.sendTaskEvent('INST-STOP', 't-check')).status).toBe(200);
+    const reads = () => h.lark.callsTo('GET', '/open-apis/approval/v4/instances/INST-STOP').length;
+    await waitFor(() => reads() === 1);
+    await new Promise((r) => setTimeout(r, 100)); // inside the 1 s wait before the second read
+    await h.app.deps.engine!.stop();
+    // Stopped during the wait: no read after it, and the event's task is not dropped as "not found".
+    expect(reads()).toBe(1);
+    const items = (await h.app.deps.store.collection('run-inbox').live()) as Array<{ runId: string; kind: string }>;
+    expect(items.filter((i) => i.runId === 'INST-STOP' && i.kind === 'task')).toHaveLength(1);
+    expect(approves()).toHaveLength(0);
   });
 });

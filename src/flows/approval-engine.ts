@@ -130,6 +130,7 @@ export class ApprovalEngine {
 
   async stop(): Promise<void> {
     this.timers.clearAll();
+    this.story.stop();
     await this.turns.stop();
   }
 

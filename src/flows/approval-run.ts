@@ -46,6 +46,8 @@ export interface RunDeps {
 export class RunStory {
   /** The lock of each run being advanced here (one turn per run at a time in this process). */
   private readonly fences = new Map<string, AbortSignal>();
+  /** Aborted by stop(): a turn waiting to read an instance again gives up its wait. */
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly o: RunDeps,
@@ -143,13 +145,22 @@ export class RunStory {
    */
   private async lookUpShowing(run: Run, tasks: ReadonlyArray<{ taskId: string }>): Promise<ApprovalInstance | undefined> {
     let instance = await this.lookUp(run);
+    const fence = this.fences.get(run.id);
+    const interrupted = fence ? AbortSignal.any([this.stopping.signal, fence]) : this.stopping.signal;
     for (const wait of TASK_VISIBLE_WAITS_MS) {
       if (!instance || tasks.every((item) => instance!.tasks.some((t) => t.id === item.taskId))) break;
       this.o.logger.info({ runId: run.id, flow: run.flowId, wait }, 'approval: a task of the event is not in the instance yet; reading it again');
-      await this.o.clock.sleep(wait);
+      await this.o.clock.sleep(wait, interrupted);
+      // Stopping (or the run's lock lost): the task items stay in the inbox for the next turn, here or on another replica.
+      if (interrupted.aborted) return undefined;
       instance = await this.lookUp(run);
     }
     return instance;
+  }
+
+  /** The service is stopping: waits between instance reads end at once (their items wait for the next start). */
+  stop(): void {
+    this.stopping.abort();
   }
 
   private async lookUp(run: Run): Promise<ApprovalInstance | undefined> {
