@@ -11,6 +11,7 @@ import { defineConfig } from 'vitest/config';
 const CHEAPEST_FIRST = [
   // pure functions and guards, no server
   'test/safe-equal.test.ts',
+  'test/fifo.test.ts',
   'test/lark-event-security.test.ts',
   'test/lark-verify-callback.test.ts',
   'test/options-encryption.test.ts',
