@@ -135,7 +135,7 @@ describe('a task event that comes before the task is visible in the instance', (
     await h.app.deps.engine!.stop();
     // Stopped during the wait: no read after it, and the event's task is not dropped as "not found".
     expect(reads()).toBe(1);
-    const items = (await h.app.deps.store.collection('run-inbox').live()) as Array<{ runId: string; kind: string }>;
+    const items = (await h.app.deps.store.collection('run-inbox').live()) as unknown as Array<{ runId: string; kind: string }>;
     expect(items.filter((i) => i.runId === 'INST-STOP' && i.kind === 'task')).toHaveLength(1);
     expect(approves()).toHaveLength(0);
   });
