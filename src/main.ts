@@ -108,6 +108,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'stopping: no new connections; finishing in-flight work');
     clearInterval(pruner);
     deps.acceptFirst.stop();
+    deps.engine?.beginStop();
     const hardStop = setTimeout(() => {
       logger.error('stop took too long; exiting');
       logger.flush();

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 /**
- * The one constant-time comparison. Both sides are hashed first, so inputs of different lengths
+ * Constant-time comparison of two secrets (this module holds every one the service makes). Both sides are hashed first, so inputs of different lengths
  * compare in the same time and timingSafeEqual never throws on a length mismatch; equal SHA-256
  * digests mean equal inputs, so nothing else is compared.
  */

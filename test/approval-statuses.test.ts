@@ -138,5 +138,15 @@ describe('a task event that comes before the task is visible in the instance', (
     const items = (await h.app.deps.store.collection('run-inbox').live()) as unknown as Array<{ runId: string; kind: string }>;
     expect(items.filter((i) => i.runId === 'INST-STOP' && i.kind === 'task')).toHaveLength(1);
     expect(approves()).toHaveLength(0);
+    // The turn ended before saving: no half-made run, no card sent while stopping.
+    expect(await h.run('INST-STOP')).toBeUndefined();
+    expect(h.lark.callsTo('POST', '/open-apis/im/v1/messages')).toHaveLength(0);
+
+    // The next start takes the event up: the task is listed now, and acted on once.
+    h.approval.addTask('INST-STOP', { id: 't-check', user_id: ASSISTANT, open_id: `ou_${ASSISTANT}`, status: 'PENDING', node_name: 'check_node' });
+    await h.restart();
+    const run = await h.waitForRun('INST-STOP', (r) => r.stages.check?.state === 'acted', 15_000);
+    expect(run.status).toBe('active');
+    expect(approves().map((c) => c.body.task_id)).toEqual(['t-check']);
   });
 });

@@ -28,8 +28,14 @@ async function commit(): Promise<void> {
   const batch = pending;
   pending = null;
   const data = Buffer.concat(batch.data);
-  await file.write(data, 0, data.length, size);
-  await file.datasync();
+  try {
+    await file.write(data, 0, data.length, size);
+    await file.datasync();
+  } catch (err) {
+    // A benchmark stand-in: a failing disk ends it loudly rather than leaving requests hanging.
+    console.error('durable floor: the append failed', err);
+    process.exit(1);
+  }
   size += data.length;
   for (const resolve of batch.done) resolve();
   inFlight = false;

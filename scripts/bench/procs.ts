@@ -8,6 +8,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * BENCH_PIN=1: the servers measured (lark-bridge, bare Koa, the durable floor) run on CPU 0, and
+ * this process (autocannon), the upstreams and the Lark emulator on CPU 1, so that the load
+ * generator never takes the measured side's CPU: one core each, steadier figures. Unset, all
+ * share every core (the default, as before).
+ */
+const PIN = process.env.BENCH_PIN === '1';
+const MEASURED = new Set(['dist/main.js', 'scripts/bench/bare-koa.ts', 'scripts/bench/durable-floor.ts']);
+if (PIN && spawnSync('taskset', ['-a', '-cp', '1', String(process.pid)], { stdio: 'ignore' }).status !== 0) {
+  throw new Error('BENCH_PIN=1 needs taskset (util-linux) and at least 2 CPUs');
+}
 const LOGS = mkdtempSync(join(tmpdir(), 'lark-bridge-bench-logs-'));
 
 export interface Proc {
@@ -34,7 +46,8 @@ export async function startProc(script: string, env: Record<string, string>, nod
   const log = join(LOGS, `${script.replace(/\W+/g, '_')}-${port}.log`);
   const fd = openSync(log, 'w');
   const args = [...nodeArgs, ...(script.endsWith('.ts') ? ['--import', 'tsx'] : []), script];
-  const child = spawn(process.execPath, args, {
+  const [command, argv] = PIN ? ['taskset', ['-c', MEASURED.has(script) ? '0' : '1', process.execPath, ...args]] : [process.execPath, args];
+  const child = spawn(command, argv, {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, HOST: '127.0.0.1', ...env, PORT: port },
     stdio: ['ignore', fd, fd],

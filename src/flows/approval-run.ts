@@ -13,7 +13,7 @@ import { syncProgressCard } from './progress-card.js';
 import type { InboxItem, RunInbox } from './run-inbox.js';
 import { addNewTasks, addStep, applyRetry, applyStatus, endIfInstanceEnded, newRun, STAGES, verdict } from './run-updates.js';
 import { nextStamp, type LarkFailure, type Run, type StageRun, type StepName } from './run.js';
-import { RunLockLost, type TurnResult } from './run-turns.js';
+import { RunLockLost, TurnInterrupted, type TurnResult } from './run-turns.js';
 
 /** Waits before reading an instance again that does not list an event's task yet: about 7 s in all. */
 const TASK_VISIBLE_WAITS_MS = [1_000, 2_000, 4_000];
@@ -145,20 +145,39 @@ export class RunStory {
    */
   private async lookUpShowing(run: Run, tasks: ReadonlyArray<{ taskId: string }>): Promise<ApprovalInstance | undefined> {
     let instance = await this.lookUp(run);
-    const fence = this.fences.get(run.id);
-    const interrupted = fence ? AbortSignal.any([this.stopping.signal, fence]) : this.stopping.signal;
     for (const wait of TASK_VISIBLE_WAITS_MS) {
       if (!instance || tasks.every((item) => instance!.tasks.some((t) => t.id === item.taskId))) break;
       this.o.logger.info({ runId: run.id, flow: run.flowId, wait }, 'approval: a task of the event is not in the instance yet; reading it again');
-      await this.o.clock.sleep(wait, interrupted);
-      // Stopping (or the run's lock lost): the task items stay in the inbox for the next turn, here or on another replica.
-      if (interrupted.aborted) return undefined;
+      await this.waitUnlessStopped(run.id, wait);
       instance = await this.lookUp(run);
     }
     return instance;
   }
 
-  /** The service is stopping: waits between instance reads end at once (their items wait for the next start). */
+  /**
+   * Sleeps `ms` unless the service stops or the run's lock is lost meanwhile. Either ends the turn
+   * before it saves anything (TurnInterrupted, RunLockLost): its inbox items stay for the next turn,
+   * here after a restart or on another replica. One listener pair per wait, removed after it: a
+   * signal derived from the long-lived stop signal (AbortSignal.any) would stay in memory for good.
+   */
+  private async waitUnlessStopped(runId: string, ms: number): Promise<void> {
+    const stopping = this.stopping.signal;
+    const fence = this.fences.get(runId);
+    const either = new AbortController();
+    const abort = () => either.abort();
+    stopping.addEventListener('abort', abort, { once: true });
+    fence?.addEventListener('abort', abort, { once: true });
+    try {
+      if (!stopping.aborted && !fence?.aborted) await this.o.clock.sleep(ms, either.signal);
+    } finally {
+      stopping.removeEventListener('abort', abort);
+      fence?.removeEventListener('abort', abort);
+    }
+    if (stopping.aborted) throw new TurnInterrupted(runId);
+    if (fence?.aborted) throw new RunLockLost(runId);
+  }
+
+  /** The service is stopping: waits between instance reads end at once, and their turns with them. */
   stop(): void {
     this.stopping.abort();
   }

@@ -11,7 +11,8 @@ import type { ApprovalFlow, Stage } from './flow-schema.js';
 const callbackSchema = businessResultSchema.extend({
   ticket_id: z.string().min(1, 'is required'),
   // Echoed from our call (async stages send it): a callback of an attempt a Retry replaced is refused.
-  attempt_id: z.string().min(1, 'must be the attempt_id of our call').max(2048).optional(),
+  // null or "" (a client that always writes the field) is the same as leaving it out.
+  attempt_id: z.string({ error: 'must be the attempt_id string of our call' }).max(2048).nullish(),
 });
 
 /**
@@ -52,7 +53,7 @@ export function businessCallbackRoutes(engine: Pick<ApprovalEngine, 'acceptCallb
       guard,
       body: callbackSchema,
       async handler(ctx, body) {
-        await engine.acceptCallback(stage, body.ticket_id, ctx.state.signedBy as ApprovalFlow, body, body.attempt_id);
+        await engine.acceptCallback(stage, body.ticket_id, ctx.state.signedBy as ApprovalFlow, body, body.attempt_id || undefined);
         ctx.body = { status: 'accepted', ticket_id: body.ticket_id, stage };
       },
     });

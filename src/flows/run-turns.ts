@@ -22,6 +22,14 @@ export class RunLockLost extends Error {
   }
 }
 
+/** The service is stopping: the turn ends before saving anything; its inbox items wait for the next start. */
+export class TurnInterrupted extends Error {
+  constructor(runId: string) {
+    super(`the turn of run ${runId} stopped with the service; its news is taken up at the next start`);
+    this.name = 'TurnInterrupted';
+  }
+}
+
 export interface RunTurnsDeps {
   runs: RecordCollection<Run>;
   inbox: RunInbox;
@@ -103,7 +111,10 @@ export class RunTurns {
           slots?.release();
         }
       })
-      .catch((err: unknown) => this.o.logger.error({ err, runId }, 'approval run step failed; it is taken up again by the next event or the sweep'))
+      .catch((err: unknown) => {
+        if (err instanceof TurnInterrupted) this.o.logger.info({ runId }, err.message);
+        else this.o.logger.error({ err, runId }, 'approval run step failed; it is taken up again by the next event or the sweep');
+      })
       .finally(() => {
         if (this.chains.get(runId) === next) this.chains.delete(runId);
       });
