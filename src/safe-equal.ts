@@ -2,8 +2,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 
 /**
  * Constant-time comparison of two secrets (every one the service makes is in this module). Both
- * sides are hashed first, so inputs of different lengths compare in the same time and timingSafeEqual never throws on a length mismatch; equal SHA-256
- * digests mean equal inputs, so nothing else is compared.
+ * sides are hashed first, so inputs of different lengths compare in the same time and
+ * timingSafeEqual never throws on a length mismatch; equal SHA-256 digests mean equal inputs,
+ * so nothing else is compared.
  */
 export function safeEqual(a: string | Buffer, b: string | Buffer): boolean {
   const ha = createHash('sha256').update(a).digest();
