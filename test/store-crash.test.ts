@@ -54,8 +54,11 @@ describe('crash: SIGKILL during a burst of task-sync jobs', () => {
       LOG_LEVEL: 'info', // spawnService waits for the 'listening on' line
       TASK_SYNC_ALLOWED_URLS: `${upstream.url}/hooks/`,
       TASK_SYNC_CONCURRENCY: String(CONCURRENCY),
+      // Calls run at full concurrency during the burst (no accept-first throttling): kills land
+      // mid-call, and the live set stays small enough for compactions to keep coming.
+      TASK_SYNC_BURST_CONCURRENCY: String(CONCURRENCY),
       TASK_SYNC_RETRY_BASE_MS: '5',
-      STORE_COMPACT_KB: '64', // compactions every few dozen jobs: kills land in them too
+      STORE_COMPACT_KB: '16', // the least allowed: compactions every few dozen jobs, so kills land in them too
     };
     const accepted = new Map<string, string[]>(); // jobId -> records, for every 202
     const refused: number[] = [];
@@ -144,8 +147,10 @@ describe('crash: SIGKILL during a burst of task-sync jobs', () => {
     expect(duplicates, `seed ${seed}`).toBeLessThanOrEqual(KILLS * CONCURRENCY * 2);
     expect(warnings.other, `seed ${seed}`).toBe(0);
     // Compactions ran all along (the journal generation moved on many times), so kills landed in them too.
+    // (A compaction waits for twice the snapshot's size, which grows with the live jobs: with the
+    // accept-first throttling on, some seeds saw only 8 or 9 generations.)
     const snapshot = JSON.parse(await readFile(join(dataDir, 'snapshot.json'), 'utf8'));
-    expect(snapshot.journal).toBeGreaterThan(10);
+    expect(snapshot.journal, `seed ${seed}`).toBeGreaterThan(10);
     console.log(
       `crash test (seed ${seed}): ${accepted.size} jobs accepted over ${KILLS} kills, ${upstream.calls.length} upstream calls, ${duplicates} repeated after a kill, journal generation ${snapshot.journal}, start-up warnings: ${JSON.stringify(warnings)}`,
     );
