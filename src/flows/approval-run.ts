@@ -13,10 +13,8 @@ import { syncProgressCard } from './progress-card.js';
 import type { InboxItem, RunInbox } from './run-inbox.js';
 import { addNewTasks, addStep, applyRetry, applyStatus, endIfInstanceEnded, newRun, STAGES, verdict } from './run-updates.js';
 import { nextStamp, type LarkFailure, type Run, type StageRun, type StepName } from './run.js';
-import { RunLockLost, TurnInterrupted, type TurnResult } from './run-turns.js';
-
-/** Waits before reading an instance again that does not list an event's task yet: about 7 s in all. */
-const TASK_VISIBLE_WAITS_MS = [1_000, 2_000, 4_000];
+import { InstanceReads } from './instance-reads.js';
+import { RunLockLost, type TurnResult } from './run-turns.js';
 
 export interface RunDeps {
   runs: RecordCollection<Run>;
@@ -46,14 +44,16 @@ export interface RunDeps {
 export class RunStory {
   /** The lock of each run being advanced here (one turn per run at a time in this process). */
   private readonly fences = new Map<string, AbortSignal>();
-  /** Aborted by stop(): a turn waiting to read an instance again gives up its wait. */
-  private readonly stopping = new AbortController();
+  /** Instance reads that wait for an event's task to show (stopped with the service). */
+  private readonly reads: InstanceReads;
 
   constructor(
     private readonly o: RunDeps,
     private readonly timers: CallbackTimers,
     private readonly schedule: (runId: string) => void,
-  ) {}
+  ) {
+    this.reads = new InstanceReads(o.clock, o.logger);
+  }
 
   /**
    * One turn of the run. `fence` is the run's lock (approval-engine.ts): once it is lost, another
@@ -128,7 +128,7 @@ export class RunStory {
     // A run whose approval could not be looked up waits for Retry; its task items wait with it.
     const lookupFailed = run.status === 'failed' && run.larkFailure && !run.larkFailure.stage;
     if (tasks.length && !lookupFailed) {
-      const instance = await this.lookUpShowing(run, tasks);
+      const instance = await this.reads.showing(run, tasks, () => this.lookUp(run), this.fences.get(run.id));
       if (instance) {
         addNewTasks(run, flow, instance, tasks, this.isoNow());
         applied.push(...tasks.map((t) => t.id));
@@ -138,48 +138,9 @@ export class RunStory {
     return applied;
   }
 
-  /**
-   * The instance, read again a few times while it does not list a task an event told us of yet:
-   * Lark may send the event a moment before the task is visible to instance get, and a task not
-   * found is skipped for good.
-   */
-  private async lookUpShowing(run: Run, tasks: ReadonlyArray<{ taskId: string }>): Promise<ApprovalInstance | undefined> {
-    let instance = await this.lookUp(run);
-    for (const wait of TASK_VISIBLE_WAITS_MS) {
-      if (!instance || tasks.every((item) => instance!.tasks.some((t) => t.id === item.taskId))) break;
-      this.o.logger.info({ runId: run.id, flow: run.flowId, wait }, 'approval: a task of the event is not in the instance yet; reading it again');
-      await this.waitUnlessStopped(run.id, wait);
-      instance = await this.lookUp(run);
-    }
-    return instance;
-  }
-
-  /**
-   * Sleeps `ms` unless the service stops or the run's lock is lost meanwhile. Either ends the turn
-   * before it saves anything (TurnInterrupted, RunLockLost): its inbox items stay for the next turn,
-   * here after a restart or on another replica. One listener pair per wait, removed after it: a
-   * signal derived from the long-lived stop signal (AbortSignal.any) would stay in memory for good.
-   */
-  private async waitUnlessStopped(runId: string, ms: number): Promise<void> {
-    const stopping = this.stopping.signal;
-    const fence = this.fences.get(runId);
-    const either = new AbortController();
-    const abort = () => either.abort();
-    stopping.addEventListener('abort', abort, { once: true });
-    fence?.addEventListener('abort', abort, { once: true });
-    try {
-      if (!stopping.aborted && !fence?.aborted) await this.o.clock.sleep(ms, either.signal);
-    } finally {
-      stopping.removeEventListener('abort', abort);
-      fence?.removeEventListener('abort', abort);
-    }
-    if (stopping.aborted) throw new TurnInterrupted(runId);
-    if (fence?.aborted) throw new RunLockLost(runId);
-  }
-
-  /** The service is stopping: waits between instance reads end at once, and their turns with them. */
+  /** The service is stopping: a turn waiting to read an instance again ends now. */
   stop(): void {
-    this.stopping.abort();
+    this.reads.stop();
   }
 
   private async lookUp(run: Run): Promise<ApprovalInstance | undefined> {
