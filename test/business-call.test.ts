@@ -194,19 +194,11 @@ describe('businessRequest and businessIdempotencyKey (what a stage call carries)
   const ticket = { instanceCode: 'INST-1', applicant: { userId: 'u1', openId: 'ou_1' }, fields: { days: 3, reason: '出差' } };
 
   it('carries the ticket, the flow, the stage, the fields and the applicant; a callback URL and the attempt id only for an async stage', () => {
-    expect(businessRequest(flow, 'check', ticket, 'https://bridge.example', 'INST-1:check:t:0')).toEqual({
-      ticket_id: 'INST-1',
-      flow: 'vpn-access',
-      stage: 'check',
-      fields: { days: 3, reason: '出差' },
-      applicant: { user_id: 'u1', open_id: 'ou_1' },
-    });
+    const carried = { ticket_id: 'INST-1', flow: 'vpn-access', fields: { days: 3, reason: '出差' }, applicant: { user_id: 'u1', open_id: 'ou_1' } };
+    expect(businessRequest(flow, 'check', ticket, 'https://bridge.example', 'INST-1:check:t:0')).toEqual({ ...carried, stage: 'check' });
     expect(businessRequest(flow, 'execute', ticket, 'https://bridge.example', 'INST-1:execute:t:1')).toEqual({
-      ticket_id: 'INST-1',
-      flow: 'vpn-access',
+      ...carried,
       stage: 'execute',
-      fields: { days: 3, reason: '出差' },
-      applicant: { user_id: 'u1', open_id: 'ou_1' },
       callback_url: 'https://bridge.example/api/v1/lark/execute/callback',
       attempt_id: 'INST-1:execute:t:1',
     });

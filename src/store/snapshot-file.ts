@@ -41,7 +41,7 @@ function check(doc: unknown, path: string): SnapshotDoc {
     throw damaged(path, 'fields are missing');
   }
   for (const [name, list] of Object.entries(d.records)) {
-    if (!Array.isArray(list) || !list.every((r) => typeof r === 'object' && r !== null && typeof (r as StoredRecord).id === 'string')) {
+    if (!Array.isArray(list) || !list.every((r) => isObject(r) && typeof (r as StoredRecord).id === 'string')) {
       throw damaged(path, `records of "${name}" are not a list of records`);
     }
   }
@@ -51,7 +51,7 @@ function check(doc: unknown, path: string): SnapshotDoc {
     }
   }
   for (const f of Object.values(d.archive)) {
-    if (typeof f !== 'object' || f === null || !Number.isInteger(f.seq) || !Number.isInteger(f.bytes)) throw damaged(path, 'archive positions are not numbers');
+    if (!isObject(f) || !Number.isInteger(f.seq) || !Number.isInteger(f.bytes)) throw damaged(path, 'archive positions are not numbers');
   }
   return d as SnapshotDoc;
 }
