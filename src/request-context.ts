@@ -6,8 +6,18 @@ export interface RequestContext {
   method: string;
   path: string;
   /** The API client (a token's digest label), once its guard has passed. */
-  readonly client?: string;
+  client?: string;
 }
 
 /** Set by the request-id middleware around the rest of the request. */
 export const requestContext = new AsyncLocalStorage<RequestContext>();
+
+/**
+ * Names the caller in the current request's context, once its guard has passed. A plain field,
+ * not a getter over Koa's ctx: background work started by the request (a queued job, an
+ * approval run) keeps this context until it ends, and must not keep the whole request with it.
+ */
+export function setRequestClient(client: string): void {
+  const store = requestContext.getStore();
+  if (store) store.client = client;
+}

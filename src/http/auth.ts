@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import { sameDigest } from '../safe-equal.js';
 import { NotAuthenticated } from '../errors.js';
 import type { Guard } from './route.js';
+import { setRequestClient } from '../request-context.js';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
@@ -24,7 +25,7 @@ export function bearerToken(options: AuthOptions): Guard {
     needsBody: false,
     check(ctx: Context) {
       if (!options.enabled) {
-        ctx.state.client = 'anonymous';
+        identify(ctx, 'anonymous');
         return;
       }
       if (known.length === 0) {
@@ -37,7 +38,13 @@ export function bearerToken(options: AuthOptions): Guard {
       // Every token is compared, so the time taken does not say which one matched.
       for (const k of known) if (sameDigest(k.hash, given)) client ??= k.client;
       if (!client) throw new NotAuthenticated('bearer token is not valid');
-      ctx.state.client = client;
+      identify(ctx, client);
     },
   };
+}
+
+/** The caller's name, for the handler (ctx.state.client) and for the request's log context. */
+function identify(ctx: Context, client: string): void {
+  ctx.state.client = client;
+  setRequestClient(client);
 }

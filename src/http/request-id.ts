@@ -19,15 +19,8 @@ export function requestIds(logger: Logger) {
     const reqId = SAFE_ID.test(given) ? given : randomUUID();
     ctx.state.reqId = reqId;
     ctx.set('X-Request-Id', reqId);
-    const context: RequestContext = {
-      reqId,
-      method: ctx.method,
-      path: ctx.path,
-      // Known once the route's guard has passed.
-      get client() {
-        return typeof ctx.state.client === 'string' ? ctx.state.client : undefined;
-      },
-    };
+    // Plain values only: work the request starts keeps this context (see setRequestClient).
+    const context: RequestContext = { reqId, method: ctx.method, path: ctx.path };
     const started = performance.now();
     try {
       await requestContext.run(context, next);
