@@ -101,7 +101,7 @@ function loopUtilisation(): () => number {
 }
 
 /**
- * Slots for work that yields to the accept path: any number run while there is no pressure; under
+ * Slots for work that yields to the accept path: up to `max` run while there is no pressure; under
  * pressure a new one starts only while fewer than `burst` run. Waiters start in arrival order,
  * as slots free or when the pressure ends.
  */
@@ -112,6 +112,7 @@ export class YieldingSlots {
   constructor(
     private readonly gate: AcceptGate,
     private readonly burst: number,
+    private readonly max = Infinity,
   ) {
     gate.onRelief(() => this.admit());
   }
@@ -137,7 +138,7 @@ export class YieldingSlots {
   }
 
   private free(): boolean {
-    return !this.gate.underPressure || this.active < this.burst;
+    return this.active < (this.gate.underPressure ? this.burst : this.max);
   }
 
   private admit(): void {

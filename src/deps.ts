@@ -28,6 +28,13 @@ import { RecentRunFailures, type RunFailure } from './flows/recent-failures.js';
 
 /** Approval run turns at once while a burst of requests keeps the event loop busy (README, "Accept path first"). */
 const RUN_BURST_TURNS = 2;
+/**
+ * Approval run turns at once at any time. A turn mostly waits for Lark, whose limits (instance
+ * get: 1,000 a minute) hold the whole pipeline to a few runs a second: a burst of 20,000 events
+ * started 20,000 turns that each waited in the rate limiter with ~13 KB of suspended calls. Past
+ * the ceiling a run waits as its id in a queue (its news is on disk already).
+ */
+const RUN_MAX_TURNS = 1000;
 
 const DAY = 86_400_000;
 
@@ -117,7 +124,7 @@ export async function createDeps(config: Config, logger: Logger, clock: Clock = 
           wakeups: store.collection<RunWakeup>('run-wakeups'),
           // A dead replica's runs are looked for at least every third of a lease (and every 5 s at most).
           sweepEveryMs: Math.min(5_000, Math.floor((config.database?.leaseMs ?? 30_000) / 3)),
-          turnSlots: new YieldingSlots(acceptFirst, RUN_BURST_TURNS),
+          turnSlots: new YieldingSlots(acceptFirst, RUN_BURST_TURNS, RUN_MAX_TURNS),
           inbox: new RunInbox(store.collection<InboxItem>('run-inbox'), store.keys<CallbackResult>('run-callbacks'), clock),
           flows,
           approvals,

@@ -123,6 +123,24 @@ describe('YieldingSlots (approval run turns)', () => {
     expect(started).toEqual([0, 1, 2, 3]);
     expect(slots.running).toBe(4);
   });
+
+  it('lets at most `max` run without pressure: the rest wait in arrival order and start as slots free', async () => {
+    const gate: AcceptGate = { underPressure: false, onRelief: () => undefined };
+    const slots = new YieldingSlots(gate, 1, 3);
+    const started: number[] = [];
+    const all = [0, 1, 2, 3, 4].map((n) => slots.acquire().then(() => started.push(n)));
+    await new Promise((r) => setImmediate(r));
+    expect(started, 'the ceiling is three').toEqual([0, 1, 2]);
+    expect(slots.running).toBe(3);
+    slots.release();
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual([0, 1, 2, 3]);
+    expect(slots.running).toBe(3);
+    slots.release();
+    await Promise.all(all);
+    expect(started).toEqual([0, 1, 2, 3, 4]);
+    expect(slots.running).toBe(3);
+  });
 });
 
 describe('FairQueue: the slots allowed now', () => {
