@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { bearerToken } from '../src/http/auth.js';
 import { listRoutes, route } from '../src/http/route.js';
+import type { Context } from 'koa';
+import { requestContext, type RequestContext } from '../src/request-context.js';
 import { postJson, servedPerTest, serveRoutes } from './helpers/serve-routes.js';
 
 /** The `bearer` guard on a route that answers who it thinks the caller is. */
@@ -41,6 +43,17 @@ describe('bearer guard', () => {
     expect(await ask(on, `Bearer ${TOKENS[0]}`)).toEqual({ status: 200, body: { client: clientOf(TOKENS[0]!) } });
     expect(await ask(on, `Bearer ${TOKENS[1]}`)).toEqual({ status: 200, body: { client: clientOf(TOKENS[1]!) } });
     expect(clientOf(TOKENS[0]!)).not.toBe(clientOf(TOKENS[1]!));
+  });
+
+  it('names the caller in the request context too: the access log, error reports and the work the request starts carry it', () => {
+    const checkIn = (enabled: boolean, authorization: string) => {
+      const context: RequestContext = { reqId: 'req-1', method: 'GET', path: '/whoami' };
+      const ctx = { state: {}, get: (name: string) => (name === 'authorization' ? authorization : '') } as unknown as Context;
+      requestContext.run(context, () => bearerToken({ tokens: TOKENS, enabled }).check(ctx));
+      return { context: context.client, state: (ctx.state as { client?: string }).client };
+    };
+    expect(checkIn(true, `Bearer ${TOKENS[1]}`)).toEqual({ context: clientOf(TOKENS[1]!), state: clientOf(TOKENS[1]!) });
+    expect(checkIn(false, '')).toEqual({ context: 'anonymous', state: 'anonymous' });
   });
 
   it('takes the scheme in any case, with one or more spaces before the token and trailing spaces after', async () => {
