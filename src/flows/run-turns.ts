@@ -106,6 +106,8 @@ export class RunTurns {
         await slots?.acquire();
         try {
           this.queued.delete(runId);
+          // Queued behind the ceiling when the service began to stop: its news waits on disk for the next start.
+          if (this.stopped) return;
           return await this.turn(runId, asked, busyRetries);
         } finally {
           slots?.release();
