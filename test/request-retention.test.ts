@@ -11,10 +11,11 @@ import { createDeps } from '../src/deps.js';
 import { silentLogger } from '../src/log.js';
 import { removeDir, tempDir, TOKEN, waitFor } from './helpers/test-app.js';
 
-// A queued job outlives the request that made it. Before this test, the request's log context
-// (which every async step the request starts keeps) read the client through a getter over Koa's
-// ctx, so each job waiting in the queue held its whole request (ctx, req, res, body): about
-// 10 KB per job, copied by every scavenge during a burst.
+// Task-sync jobs outlive the requests that made them. Before this test, the request's log context
+// (kept by every async step the request starts) read the client through a getter over Koa's ctx,
+// and the worker's call chains ran in the context of the request that started them: each running
+// chain held a whole request (ctx, req, res, body) for as long as it kept running. Now the context
+// holds plain values and queued work starts outside it (src/detached.ts).
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 

@@ -6,6 +6,7 @@ import type { RunInbox } from './run-inbox.js';
 import type { Run } from './run.js';
 import { RunWakeups, type RunWakeup } from './run-wakeups.js';
 import type { YieldingSlots } from '../accept-first.js';
+import { detached } from '../detached.js';
 
 export interface TurnResult {
   /** Ids of the inbox items the turn read (applied or left waiting). */
@@ -100,26 +101,29 @@ export class RunTurns {
     const asked = { news: Boolean(request.news), claimed: [...(request.claimed ?? [])] };
     this.queued.set(runId, asked);
     const previous = this.chains.get(runId) ?? Promise.resolve();
-    const next = previous
-      .then(async () => {
-        const slots = this.o.turnSlots;
-        await slots?.acquire();
-        try {
-          this.queued.delete(runId);
-          // Queued behind the ceiling when the service began to stop: its news waits on disk for the next start.
-          if (this.stopped) return;
-          return await this.turn(runId, asked, busyRetries);
-        } finally {
-          slots?.release();
-        }
-      })
-      .catch((err: unknown) => {
-        if (err instanceof TurnInterrupted) this.o.logger.info({ runId }, err.message);
-        else this.o.logger.error({ err, runId }, 'approval run step failed; it is taken up again by the next event or the sweep');
-      })
-      .finally(() => {
-        if (this.chains.get(runId) === next) this.chains.delete(runId);
-      });
+    // Not in the context of the request that brought the news: the turn outlives it (src/detached.ts).
+    const next: Promise<void> = detached(() =>
+      previous
+        .then(async () => {
+          const slots = this.o.turnSlots;
+          await slots?.acquire();
+          try {
+            this.queued.delete(runId);
+            // Queued behind the ceiling when the service began to stop: its news waits on disk for the next start.
+            if (this.stopped) return;
+            return await this.turn(runId, asked, busyRetries);
+          } finally {
+            slots?.release();
+          }
+        })
+        .catch((err: unknown) => {
+          if (err instanceof TurnInterrupted) this.o.logger.info({ runId }, err.message);
+          else this.o.logger.error({ err, runId }, 'approval run step failed; it is taken up again by the next event or the sweep');
+        })
+        .finally(() => {
+          if (this.chains.get(runId) === next) this.chains.delete(runId);
+        }),
+    );
     this.chains.set(runId, next);
   }
 

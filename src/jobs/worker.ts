@@ -11,6 +11,7 @@ import { recordHeaders } from './record-headers.js';
 import { JobLeases } from './job-leases.js';
 import { DEFAULT_LEASE_MS } from '../store/store-owner.js';
 import type { AcceptGate } from '../accept-first.js';
+import { detached } from '../detached.js';
 
 export interface WorkerOptions {
   jobs: RecordCollection<Job>;
@@ -100,7 +101,10 @@ export class TaskSyncWorker {
     this.leases.hold(job); // made here (put leased it to us) or claimed
     const pending = pendingRecordIndexes(job);
     if (!admitted) this.bounds.add(clientOf(job), costOf(job.webhookUrl, pending.map((i) => job.records[i]!)));
-    for (const index of pending) this.enqueue(job, index, 1);
+    // Not in the submitting request's context: the job outlives the request (src/detached.ts).
+    detached(() => {
+      for (const index of pending) this.enqueue(job, index, 1);
+    });
   }
 
   /** Unfinished records and bytes, calls running and calls waiting for a slot. */

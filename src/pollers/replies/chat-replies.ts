@@ -10,6 +10,7 @@ import { answerText, type ItemRef, type Outcome } from './reply-answers.js';
 import { echoKey, REPLY_MEMORY_MS, sendUuid } from './reply-echoes.js';
 import { mentionsBot, readReplyRequest } from './reply-request.js';
 import { findTarget, type ReplyTargets } from './reply-target.js';
+import { detached } from '../../detached.js';
 
 /** Collection of chat messages taken as @bot replies, from receipt until the bot has answered. */
 export const CHAT_REPLIES = 'chat-replies';
@@ -143,12 +144,15 @@ export class ChatReplies {
 
   private schedule(id: string): void {
     if (this.stopped || this.running.has(id)) return;
-    const run = this.advance(id)
-      .catch((err: unknown) => {
-        if (err instanceof TakenOver) return;
-        this.d.logger.error({ err, messageId: id }, '@bot reply not answered yet; it is tried again once its lease runs out');
-      })
-      .finally(() => this.running.delete(id));
+    // Not in the context of the event's request: the reply outlives it (src/detached.ts).
+    const run = detached(() =>
+      this.advance(id)
+        .catch((err: unknown) => {
+          if (err instanceof TakenOver) return;
+          this.d.logger.error({ err, messageId: id }, '@bot reply not answered yet; it is tried again once its lease runs out');
+        })
+        .finally(() => this.running.delete(id)),
+    );
     this.running.set(id, run);
   }
 
