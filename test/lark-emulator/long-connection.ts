@@ -107,8 +107,16 @@ export class LongConnection {
       ],
       payload: new TextEncoder().encode(JSON.stringify(event)),
     };
-    return new Promise((resolve) => {
-      this.pending.set(messageId, resolve);
+    // A frame the client never answers fails the push, naming it, instead of hanging the test.
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(messageId);
+        reject(new Error(`long connection: no answer within ${PUSH_TIMEOUT_MS} ms to pushed frame ${messageId} (${eventTypeOf(event)})`));
+      }, PUSH_TIMEOUT_MS);
+      this.pending.set(messageId, (answer) => {
+        clearTimeout(timer);
+        resolve(answer);
+      });
       client.send(Frame.encode(Frame.fromObject(frame)).finish());
     });
   }
@@ -140,4 +148,12 @@ export class LongConnection {
       }
     });
   }
+}
+
+const PUSH_TIMEOUT_MS = 10_000;
+
+/** v2 header.event_type, or v1 event.type, for an error message. */
+function eventTypeOf(event: unknown): string {
+  const e = event as { header?: { event_type?: unknown }; event?: { type?: unknown } } | undefined;
+  return String(e?.header?.event_type ?? e?.event?.type ?? 'unknown event');
 }
