@@ -107,8 +107,9 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'stopping: no new connections; finishing in-flight work');
     clearInterval(pruner);
-    deps.acceptFirst.stop();
+    // Before the gate lets go of what it held back: turns queued behind it must not start now.
     deps.engine?.beginStop();
+    deps.acceptFirst.stop();
     const hardStop = setTimeout(() => {
       logger.error('stop took too long; exiting');
       logger.flush();

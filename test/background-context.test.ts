@@ -1,16 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { YieldingSlots, type AcceptGate } from '../src/accept-first.js';
 import { systemClock } from '../src/clock.js';
-import type { RunStory } from '../src/flows/approval-run.js';
-import { RunInbox, type CallbackResult, type InboxItem } from '../src/flows/run-inbox.js';
-import { RunTurns } from '../src/flows/run-turns.js';
-import type { RunWakeup } from '../src/flows/run-wakeups.js';
-import type { Run } from '../src/flows/run.js';
 import type { Job } from '../src/jobs/job.js';
 import { TaskSyncWorker } from '../src/jobs/worker.js';
 import { silentLogger } from '../src/log.js';
 import { requestContext, type RequestContext } from '../src/request-context.js';
 import type { UpstreamClient } from '../src/upstream/client.js';
+import { runTurnsOn } from './helpers/run-turns.js';
 import { queuedJob, tempStores } from './helpers/temp-store.js';
 import { waitFor } from './helpers/test-app.js';
 
@@ -60,25 +55,7 @@ describe('background work runs outside the request that started it', () => {
   it('approval run turns: a turn scheduled while a request is handled runs without its context', async () => {
     const store = await openStore(systemClock);
     const seen: Array<RequestContext | undefined> = [];
-    const story = {
-      async advance() {
-        seen.push(requestContext.getStore());
-        return { seen: [] };
-      },
-    } as unknown as RunStory;
-    const gate: AcceptGate = { underPressure: false, onRelief: () => undefined };
-    const turns = new RunTurns(
-      {
-        runs: store.collection<Run>('runs'),
-        inbox: new RunInbox(store.collection<InboxItem>('run-inbox'), store.keys<CallbackResult>('run-callbacks'), systemClock),
-        locks: store,
-        wakeups: store.collection<RunWakeup>('run-wakeups'),
-        clock: systemClock,
-        logger: silentLogger(),
-        turnSlots: new YieldingSlots(gate, 1, 1),
-      },
-      story,
-    );
+    const turns = runTurnsOn(store, async () => void seen.push(requestContext.getStore()), 1);
     asRequest('event-req-1', () => turns.schedule('run-1'));
     asRequest('event-req-2', () => turns.schedule('run-2'));
     await waitFor(() => seen.length === 2);

@@ -128,8 +128,12 @@ export class ApprovalEngine {
     return ids.size;
   }
 
-  /** The first thing a stop does: a turn waiting to read an instance again ends now, not in up to 7 s. */
+  /**
+   * The first thing a stop does: no queued turn starts any more, and a turn waiting to read an
+   * instance again ends now, not in up to 7 s.
+   */
   beginStop(): void {
+    this.turns.beginStop();
     this.story.stop();
   }
 

@@ -137,11 +137,16 @@ export class RunTurns {
     this.sweeper.unref();
   }
 
-  async stop(): Promise<void> {
+  /** No turn starts from now on (those queued behind the slots included); the running ones end on their own. */
+  beginStop(): void {
     this.stopped = true;
     clearInterval(this.sweeper);
     for (const t of this.retries.values()) clearTimeout(t);
     this.retries.clear();
+  }
+
+  async stop(): Promise<void> {
+    this.beginStop();
     await this.idle();
   }
 
