@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   const resumedReplies = (await deps.chatReplies?.resume()) ?? 0;
   deps.flows.watch();
   deps.pollers?.start();
-  const longConnection = dispatcher && eventMode === 'ws' && appId && appSecret ? startLongConnection(appId, appSecret, domain, dispatcher) : undefined;
+  const longConnection = dispatcher && eventMode === 'ws' && appId && appSecret ? startLongConnection(appId, appSecret, domain, dispatcher, logger) : undefined;
   await deps.store.prune(Date.now());
   const callback = app.callback();
   handle = (req, res) => {

@@ -6,6 +6,7 @@ import { silentLogger } from '../src/log.js';
 import { openJournalStore as openJsonFileStore } from '../src/store/open-store.js';
 import { startLarkEmulator, type LarkEmulator } from './lark-emulator/emulator.js';
 import { approvalTaskEvent, cardActionEvent } from './lark-emulator/event-sender.js';
+import { holdFramesUntilListening } from '../src/lark/ws-hold-frames.js';
 import { LongConnection } from './lark-emulator/long-connection.js';
 import { removeDir, tempDir, waitFor } from './helpers/test-app.js';
 
@@ -53,7 +54,7 @@ describe('startLongConnection', () => {
       },
     });
 
-    const connection = startLongConnection(APP_ID, APP_SECRET, lark.url, dispatcher);
+    const connection = startLongConnection(APP_ID, APP_SECRET, lark.url, dispatcher, silentLogger());
     cleanups.push(() => connection.close());
     await waitFor(() => lc.clients.size === 1, 10_000);
     expect(lc.endpointCalls).toEqual([{ AppID: APP_ID }]);
@@ -69,5 +70,46 @@ describe('startLongConnection', () => {
     connection.close();
     await waitFor(() => lc.clients.size === 0, 10_000);
     for (const spy of chatter) expect(spy).not.toHaveBeenCalled();
+  });
+
+  it('handles and answers an event Lark pushes the moment the connection opens', async () => {
+    // The SDK attaches its message listener a few microtasks after 'open'; without
+    // ws-hold-frames this frame is dropped unanswered and the push times out.
+    const lark = await startLarkEmulator({ apps: { [APP_ID]: APP_SECRET } });
+    cleanups.push(() => lark.close());
+    const lc = new LongConnection(lark, { [APP_ID]: APP_SECRET });
+    cleanups.push(() => lc.close());
+    const dir = await tempDir('lark-ws-early-');
+    cleanups.push(() => removeDir(dir));
+    const clock: Clock = { now: () => Date.now(), sleep: async () => undefined };
+    const store = await openJsonFileStore({ dir, clock });
+    cleanups.push(() => store.close());
+    const tasks: ApprovalTaskEvent[] = [];
+    const dispatcher = createEventDispatcher({
+      seenEvents: store.keys<SeenMark>('lark-events'),
+      clock,
+      logger: silentLogger(),
+      handlers: {
+        async approvalTask(ev) {
+          tasks.push(ev);
+        },
+        async cardAction() {
+          return { ok: true, message: 'unused' };
+        },
+      },
+    });
+    const event = approvalTaskEvent({ token: 't', appId: APP_ID, approvalCode: 'AC', instanceCode: 'WS-EARLY', taskId: 'early', userId: 'assistant' });
+    const answer = lc.pushOnAccept(event);
+
+    const connection = startLongConnection(APP_ID, APP_SECRET, lark.url, dispatcher, silentLogger());
+    cleanups.push(() => connection.close());
+    expect(await answer).toMatchObject({ code: 200 });
+    expect(tasks.map((t) => t.instanceCode)).toEqual(['WS-EARLY']);
+  });
+
+  it('leaves a client without the SDK members it wraps untouched, and says so', () => {
+    const client = { wsConfig: { setWSInstance: () => undefined } };
+    expect(holdFramesUntilListening(client as never)).toBe(false);
+    expect(Object.keys(client.wsConfig)).toEqual(['setWSInstance']);
   });
 });

@@ -39,7 +39,7 @@ describe('LARK_EVENT_MODE=ws', () => {
     dirs.push(app.dataDir);
     const deps = app.deps;
     // What main.ts does in ws mode: the intake's dispatcher, fed by the SDK's WSClient.
-    connection = startLongConnection(APP_ID, APP_SECRET, lark.url, createEventDispatcher(intakeOptions(deps.config, deps)));
+    connection = startLongConnection(APP_ID, APP_SECRET, lark.url, createEventDispatcher(intakeOptions(deps.config, deps)), deps.logger);
     await waitFor(() => lc!.clients.size === 1, 15_000);
 
     const { messageId } = await deps.messenger!.sendToChat(ONCALL_CHAT, 'interactive', { config: { update_multi: true }, elements: [] });

@@ -59,6 +59,7 @@ export class LongConnection {
   readonly clients = new Set<WebSocket>();
   readonly endpointCalls: Array<{ AppID?: string }> = [];
   private readonly pending = new Map<string, (answer: LongConnectionAnswer) => void>();
+  private readonly onAccept: Array<() => void> = [];
   private readonly wss = new WebSocketServer({ noServer: true });
 
   constructor(emulator: LarkEmulator, apps: Record<string, string>) {
@@ -85,6 +86,16 @@ export class LongConnection {
     emulator.server.on('upgrade', (req, socket, head) => {
       if (!req.url?.startsWith('/ws')) return socket.destroy();
       this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+    });
+  }
+
+  /**
+   * Pushes an event down the next connection the moment the server accepts it, before the client
+   * has said anything: how Lark hands over events that waited while no connection was open.
+   */
+  pushOnAccept(event: unknown): Promise<LongConnectionAnswer> {
+    return new Promise((resolve, reject) => {
+      this.onAccept.push(() => this.pushEvent(event).then(resolve, reject));
     });
   }
 
@@ -128,6 +139,7 @@ export class LongConnection {
 
   private accept(ws: WebSocket): void {
     this.clients.add(ws);
+    for (const push of this.onAccept.splice(0)) push();
     ws.on('close', () => this.clients.delete(ws));
     ws.on('message', (data: Buffer) => {
       const frame = Frame.toObject(Frame.decode(data), { longs: Number, bytes: Buffer }) as FrameData;
