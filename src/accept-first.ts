@@ -122,14 +122,17 @@ export class YieldingSlots {
     return this.active;
   }
 
-  acquire(): Promise<void> {
+  /**
+   * Calls `start` with a slot taken (release() gives it back): now, if one is free, or once one
+   * frees. A waiter is its callback only, so a long backlog costs little memory.
+   */
+  whenFree(start: () => void): void {
     if (this.waiting.length === 0 && this.free()) {
       this.active++;
-      return Promise.resolve();
+      start();
+      return;
     }
-    return new Promise((resolve) => {
-      this.waiting.push(resolve);
-    });
+    this.waiting.push(start);
   }
 
   release(): void {

@@ -32,7 +32,7 @@ const RUN_BURST_TURNS = 2;
  * Approval run turns at once at any time. A turn mostly waits for Lark, whose limits (instance
  * get: 1,000 a minute) hold the whole pipeline to a few runs a second: a burst of 20,000 events
  * started 20,000 turns that each waited in the rate limiter with ~13 KB of suspended calls. Past
- * the ceiling a run waits in the slots' queue at a few hundred bytes (its news is on disk already).
+ * the ceiling a run waits in the slots' queue as its id, ~260 bytes (its news is on disk already).
  */
 const RUN_MAX_TURNS = 1000;
 

@@ -102,11 +102,12 @@ describe('YieldingSlots (approval run turns)', () => {
     const relief: Array<() => void> = [];
     const gate: AcceptGate = { get underPressure() { return pressure; }, onRelief: (l) => void relief.push(l) };
     const slots = new YieldingSlots(gate, 2);
-    for (let i = 0; i < 3; i++) await slots.acquire();
+    const acquire = () => new Promise<void>((resolve) => slots.whenFree(resolve));
+    for (let i = 0; i < 3; i++) await acquire();
     expect(slots.running).toBe(3);
     pressure = true;
     const started: number[] = [];
-    const waiters = [0, 1, 2, 3].map((n) => slots.acquire().then(() => started.push(n)));
+    const waiters = [0, 1, 2, 3].map((n) => acquire().then(() => started.push(n)));
     await new Promise((r) => setImmediate(r));
     expect(started, 'three run, the burst is two: nobody starts').toEqual([]);
     slots.release();
@@ -128,8 +129,7 @@ describe('YieldingSlots (approval run turns)', () => {
     const gate: AcceptGate = { underPressure: false, onRelief: () => undefined };
     const slots = new YieldingSlots(gate, 1, 3);
     const started: number[] = [];
-    const all = [0, 1, 2, 3, 4].map((n) => slots.acquire().then(() => started.push(n)));
-    await new Promise((r) => setImmediate(r));
+    [0, 1, 2, 3, 4].forEach((n) => slots.whenFree(() => started.push(n)));
     expect(started, 'the ceiling is three').toEqual([0, 1, 2]);
     expect(slots.running).toBe(3);
     slots.release();
@@ -137,7 +137,6 @@ describe('YieldingSlots (approval run turns)', () => {
     expect(started).toEqual([0, 1, 2, 3]);
     expect(slots.running).toBe(3);
     slots.release();
-    await Promise.all(all);
     expect(started).toEqual([0, 1, 2, 3, 4]);
     expect(slots.running).toBe(3);
   });

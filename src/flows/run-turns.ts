@@ -50,6 +50,9 @@ export interface TurnRequest {
   claimed?: string[];
 }
 
+/** What a queued turn was asked: the requests that joined it, and how often its run was found locked. */
+type Asked = Required<TurnRequest> & { busyRetries: number };
+
 /** More turns in a row while news keeps coming in during a turn; then the next request. */
 const TURNS_PER_LOCK = 5;
 /** A news-bringing request whose run is locked elsewhere tries again: 50 ms doubling to 1 s, for up to about 10 minutes. */
@@ -74,9 +77,15 @@ const SWEEP_BATCH = 100;
  *   items, whose leases ran out.
  */
 export class RunTurns {
-  private readonly chains = new Map<string, Promise<void>>();
-  /** Runs with a turn queued but not started, and what was asked of it: later requests join. */
-  private readonly queued = new Map<string, Required<TurnRequest>>();
+  /**
+   * Runs asked for a turn that has not started, and what was asked: later requests join. While
+   * it waits for a slot a run is this entry and a callback, not a suspended turn, so a backlog
+   * of thousands of runs behind a burst costs little memory (and little garbage collection).
+   */
+  private readonly queued = new Map<string, Asked>();
+  /** Runs whose turn is running here: one at a time per run; a run asked meanwhile goes next. */
+  private readonly running = new Set<string>();
+  private readonly idleWaiters: Array<() => void> = [];
   private readonly retries = new Map<string, NodeJS.Timeout>();
   private readonly wakeups: RunWakeups;
   private sweeper: NodeJS.Timeout | undefined;
@@ -95,36 +104,12 @@ export class RunTurns {
     const pending = this.queued.get(runId);
     if (pending) {
       pending.news ||= Boolean(request.news);
-      pending.claimed.push(...(request.claimed ?? []));
+      // A sweep may claim the same expired mark again while the run waits: it is ended once.
+      for (const id of request.claimed ?? []) if (!pending.claimed.includes(id)) pending.claimed.push(id);
       return;
     }
-    const asked = { news: Boolean(request.news), claimed: [...(request.claimed ?? [])] };
-    this.queued.set(runId, asked);
-    const previous = this.chains.get(runId) ?? Promise.resolve();
-    // Not in the context of the request that brought the news: the turn outlives it (src/detached.ts).
-    const next: Promise<void> = detached(() =>
-      previous
-        .then(async () => {
-          const slots = this.o.turnSlots;
-          await slots?.acquire();
-          try {
-            this.queued.delete(runId);
-            // Queued behind the ceiling when the service began to stop: its news waits on disk for the next start.
-            if (this.stopped) return;
-            return await this.turn(runId, asked, busyRetries);
-          } finally {
-            slots?.release();
-          }
-        })
-        .catch((err: unknown) => {
-          if (err instanceof TurnInterrupted) this.o.logger.info({ runId }, err.message);
-          else this.o.logger.error({ err, runId }, 'approval run step failed; it is taken up again by the next event or the sweep');
-        })
-        .finally(() => {
-          if (this.chains.get(runId) === next) this.chains.delete(runId);
-        }),
-    );
-    this.chains.set(runId, next);
+    this.queued.set(runId, { news: Boolean(request.news), claimed: [...(request.claimed ?? [])], busyRetries });
+    if (!this.running.has(runId)) this.askSlot(runId);
   }
 
   /** Sweeps once now (what a crash of this process left), then every sweepEveryMs. */
@@ -150,8 +135,38 @@ export class RunTurns {
     await this.idle();
   }
 
-  async idle(): Promise<void> {
-    while (this.chains.size) await Promise.all([...this.chains.values()]);
+  /** Resolves once no turn is queued or running. */
+  idle(): Promise<void> {
+    if (this.queued.size === 0 && this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** The run's next turn waits for a slot (a few at once during a burst, RUN_MAX_TURNS otherwise). */
+  private askSlot(runId: string): void {
+    // Not in the context of the request that brought the news: the turn outlives it (src/detached.ts).
+    const start = () => detached(() => this.startTurn(runId));
+    if (this.o.turnSlots) this.o.turnSlots.whenFree(start);
+    else start();
+  }
+
+  /** Called with the slot taken; the turn itself starts on a later tick, never inside the caller's stack. */
+  private startTurn(runId: string): void {
+    const asked = this.queued.get(runId)!;
+    this.queued.delete(runId);
+    this.running.add(runId);
+    void Promise.resolve()
+      // Queued behind the ceiling when the service began to stop: its news waits on disk for the next start.
+      .then(() => (this.stopped ? undefined : this.turn(runId, asked, asked.busyRetries)))
+      .catch((err: unknown) => {
+        if (err instanceof TurnInterrupted) this.o.logger.info({ runId }, err.message);
+        else this.o.logger.error({ err, runId }, 'approval run step failed; it is taken up again by the next event or the sweep');
+      })
+      .finally(() => {
+        this.o.turnSlots?.release();
+        this.running.delete(runId);
+        if (this.queued.has(runId)) this.askSlot(runId);
+        else if (this.queued.size === 0 && this.running.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+      });
   }
 
   private async turn(runId: string, asked: Required<TurnRequest>, busyRetries: number): Promise<void> {
