@@ -165,6 +165,13 @@ describe('openEnvelope', () => {
     expect(open({ encrypt: null })).toMatch(/^"encrypt" must be/);
   });
 
+  it('opens with whichever key it is given: the cipher kept for one key is not used for another', () => {
+    const inner = { header: { event_id: 'e-rotated' } };
+    expect(open({ encrypt: larkEncrypt(JSON.stringify(inner), KEY) })).toEqual(inner);
+    expect(open({ encrypt: larkEncrypt(JSON.stringify(inner), 'rotated-key') }, 'rotated-key')).toEqual(inner);
+    expect(open({ encrypt: larkEncrypt(JSON.stringify(inner), 'rotated-key') })).toBe('event could not be decrypted with LARK_ENCRYPT_KEY');
+  });
+
   it('refuses an envelope whose content is not a JSON object', () => {
     for (const inner of ['null', '"text"', '[1,2]', '3', 'not json']) {
       const expected = inner === 'not json' ? 'event could not be decrypted with LARK_ENCRYPT_KEY' : 'decrypted event is not a JSON object';
