@@ -124,7 +124,8 @@ export class YieldingSlots {
 
   /**
    * Calls `start` with a slot taken (release() gives it back): now, if one is free, or once one
-   * frees. A waiter is its callback only, so a long backlog costs little memory.
+   * frees. A waiter is its callback only, so a long backlog costs little memory. `start` must
+   * not throw (it may run inside release() or the gate's timer) and should only begin the work.
    */
   whenFree(start: () => void): void {
     if (this.waiting.length === 0 && this.free()) {

@@ -1,7 +1,8 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../src/clock.js';
+import type { RunWakeup } from '../src/flows/run-wakeups.js';
 import { runTurnsOn } from './helpers/run-turns.js';
 import { tempStores } from './helpers/temp-store.js';
 import { waitFor } from './helpers/test-app.js';
@@ -19,7 +20,7 @@ async function heapUsed(): Promise<number> {
   return process.memoryUsage().heapUsed;
 }
 
-describe('RunTurns: a backlog behind the turn ceiling', () => {
+describe('RunTurns: asking for turns', () => {
   it('holds 10,000 waiting runs in under 768 bytes each: a waiting run is its id and what was asked, not a suspended turn', async () => {
     // Before, each waiting run was an async turn suspended on the slot, with its promise chain
     // and contexts: about 1.6 KB a run here (260 bytes now), more when scheduled from a request,
@@ -50,6 +51,23 @@ describe('RunTurns: a backlog behind the turn ceiling', () => {
     release();
     await turns.idle();
     expect(advanced).toEqual(['run-0']);
+  });
+
+  it('joins requests made in the same tick into one turn, and ends a mark claimed twice once', async () => {
+    const store = await openStore(systemClock);
+    const removes = vi.spyOn(store.collection<RunWakeup>('run-wakeups'), 'remove');
+    const advanced: string[] = [];
+    const turns = runTurnsOn(store, async (runId) => void advanced.push(runId), 1000);
+    // What sweep() does with two stale marks of one run, then the first claimed again.
+    turns.schedule('run-r', { claimed: ['stale-1'] });
+    turns.schedule('run-r', { claimed: ['stale-2'] });
+    turns.schedule('run-r', { claimed: ['stale-1'] });
+    await turns.idle();
+    expect(advanced, 'one turn').toEqual(['run-r']);
+    const ended = removes.mock.calls.map(([id]) => id);
+    expect(ended.filter((id) => id === 'stale-1'), 'stale-1 ended once').toHaveLength(1);
+    expect(ended).toContain('stale-2');
+    await turns.stop();
   });
 
   it('gives a run asked again while its turn runs one more turn after it, and lets other runs take the free slots meanwhile', async () => {

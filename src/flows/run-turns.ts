@@ -65,7 +65,7 @@ const SWEEP_BATCH = 100;
  * Turns of approval runs, one at a time per run across replicas. Design (DESIGN.md §5: only
  * PostgreSQL coordinates replicas):
  * - a turn holds the store lock `run:<instance code>` (an advisory lock on PostgreSQL) from its
- *   first read to its last write; in this process, turns of one run also queue on one chain;
+ *   first read to its last write; in this process, one turn of a run runs at a time;
  * - news recorded while another replica holds the lock is never stranded: the holder looks at
  *   the inbox and the callbacks again before it lets go (and takes another turn for anything it
  *   did not see), and the replica that recorded the news retries the lock until it gets it or
@@ -149,14 +149,20 @@ export class RunTurns {
     else start();
   }
 
-  /** Called with the slot taken; the turn itself starts on a later tick, never inside the caller's stack. */
+  /**
+   * Called with the slot taken. The turn starts on a microtask, never inside the caller's stack,
+   * and takes what was asked only then: requests made in the same tick (a sweep finding two
+   * stale marks of one run) join this turn instead of asking for another.
+   */
   private startTurn(runId: string): void {
-    const asked = this.queued.get(runId)!;
-    this.queued.delete(runId);
     this.running.add(runId);
     void Promise.resolve()
-      // Queued behind the ceiling when the service began to stop: its news waits on disk for the next start.
-      .then(() => (this.stopped ? undefined : this.turn(runId, asked, asked.busyRetries)))
+      .then(() => {
+        const asked = this.queued.get(runId)!;
+        this.queued.delete(runId);
+        // Queued behind the ceiling when the service began to stop: its news waits on disk for the next start.
+        return this.stopped ? undefined : this.turn(runId, asked, asked.busyRetries);
+      })
       .catch((err: unknown) => {
         if (err instanceof TurnInterrupted) this.o.logger.info({ runId }, err.message);
         else this.o.logger.error({ err, runId }, 'approval run step failed; it is taken up again by the next event or the sweep');

@@ -64,7 +64,7 @@ export async function forgetTenantToken(client: LarkClient): Promise<void> {
  * Routes SDK logs into pino. The SDK logs whole axios errors, whose config carries the
  * Authorization header and request body: only a summary of each argument is kept.
  */
-function sdkLogger(logger: Logger) {
+export function sdkLogger(logger: Logger) {
   const summarise = (args: unknown[]) =>
     args
       .flat()

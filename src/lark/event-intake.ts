@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { DuplicateKind, Metrics } from '../metrics/metrics.js';
 import type { KeySpace } from '../store/store.js';
 import type { SignatureHeaders } from './event-security.js';
+import { sdkLogger } from './client.js';
 import { holdFramesUntilListening } from './ws-hold-frames.js';
 import { readReceivedMessage, type ReceivedMessage } from './received-message.js';
 import { handleOnce, type Once, type SeenMark } from './seen-events.js';
@@ -196,7 +197,8 @@ export function larkIntakeRoutes(o: IntakeOptions, dispatcher: lark.EventDispatc
 
 /** LARK_EVENT_MODE=ws: the SDK's long connection feeds the same dispatcher (events and card presses). */
 export function startLongConnection(appId: string, appSecret: string, domain: string, dispatcher: lark.EventDispatcher, logger: Logger): { close(): void } {
-  const ws = new lark.WSClient({ appId, appSecret, domain, loggerLevel: lark.LoggerLevel.warn });
+  // Its connection errors go to our log, summarised like the API client's, not to stdout as bare text.
+  const ws = new lark.WSClient({ appId, appSecret, domain, loggerLevel: lark.LoggerLevel.warn, logger: sdkLogger(logger) });
   if (!holdFramesUntilListening(ws)) logger.warn('lark long connection: the SDK WSClient no longer has the members ws-hold-frames wraps; a frame pushed right at connect may be dropped');
   void ws.start({ eventDispatcher: dispatcher });
   return { close: () => ws.close() };

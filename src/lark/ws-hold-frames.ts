@@ -6,37 +6,32 @@ interface Pausable {
   resume(): void;
 }
 
-/** The SDK's private members the shim reaches; checked at run time, not trusted from types. */
+/** The one private member of the SDK's WSClient the shim wraps; checked at run time, not trusted from types. */
 interface WSClientInternals {
-  wsConfig?: { setWSInstance?: (ws: Pausable | null) => void; getWSInstance?: () => Pausable | null };
-  communicate?: () => void;
+  wsConfig?: { setWSInstance?: (ws: Pausable | null) => void };
 }
 
 /**
  * The SDK's WSClient (1.74) attaches its 'message' listener in communicate(), a few microtasks
  * after the socket's 'open'. A frame that arrives with the upgrade answer, or just behind it, is
  * emitted in between and dropped: never handled, never answered. This pauses the socket the
- * moment the SDK takes it (setWSInstance, called in its 'open' handler) and resumes it once
- * communicate() has attached the listener, so such a frame waits in the socket instead.
+ * moment the SDK takes it (setWSInstance, called in its 'open' handler) and resumes it on the
+ * next turn of the event loop, after those microtasks: such a frame waits in the socket until
+ * the listener is there. Nothing is held longer than that turn, whatever a later SDK does.
  *
- * Returns false, and changes nothing, when the SDK no longer has these members; the long
+ * Returns false, and changes nothing, when the SDK no longer has this member; the long
  * connection test then shows the early frame lost again.
  */
 export function holdFramesUntilListening(client: lark.WSClient): boolean {
-  const internals = client as unknown as WSClientInternals;
-  const config = internals.wsConfig;
+  const config = (client as unknown as WSClientInternals).wsConfig;
   const setInstance = config?.setWSInstance;
-  const getInstance = config?.getWSInstance;
-  const communicate = internals.communicate;
-  if (!config || typeof setInstance !== 'function' || typeof getInstance !== 'function' || typeof communicate !== 'function') return false;
+  if (!config || typeof setInstance !== 'function') return false;
 
   config.setWSInstance = (ws) => {
     setInstance.call(config, ws);
-    if (ws && typeof ws.pause === 'function') ws.pause();
-  };
-  internals.communicate = () => {
-    communicate.call(client);
-    getInstance.call(config)?.resume();
+    if (!ws || typeof ws.pause !== 'function') return;
+    ws.pause();
+    setImmediate(() => ws.resume());
   };
   return true;
 }

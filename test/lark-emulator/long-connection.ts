@@ -59,7 +59,7 @@ export class LongConnection {
   readonly clients = new Set<WebSocket>();
   readonly endpointCalls: Array<{ AppID?: string }> = [];
   private readonly pending = new Map<string, (answer: LongConnectionAnswer) => void>();
-  private readonly onAccept: Array<() => void> = [];
+  private readonly onAccept: Array<(client: WebSocket) => void> = [];
   private readonly wss = new WebSocketServer({ noServer: true });
 
   constructor(emulator: LarkEmulator, apps: Record<string, string>) {
@@ -95,7 +95,15 @@ export class LongConnection {
    */
   pushOnAccept(event: unknown): Promise<LongConnectionAnswer> {
     return new Promise((resolve, reject) => {
-      this.onAccept.push(() => this.pushEvent(event).then(resolve, reject));
+      const push = (client: WebSocket) => {
+        clearTimeout(timer);
+        this.push(client, event).then(resolve, reject);
+      };
+      const timer = setTimeout(() => {
+        this.onAccept.splice(this.onAccept.indexOf(push), 1);
+        reject(new Error(`long connection: no connection was accepted within ${PUSH_TIMEOUT_MS} ms to push ${eventTypeOf(event)} on`));
+      }, PUSH_TIMEOUT_MS);
+      this.onAccept.push(push);
     });
   }
 
@@ -103,6 +111,10 @@ export class LongConnection {
   pushEvent(event: unknown): Promise<LongConnectionAnswer> {
     const client = [...this.clients][0];
     if (!client) return Promise.reject(new Error('no long connection is open'));
+    return this.push(client, event);
+  }
+
+  private push(client: WebSocket, event: unknown): Promise<LongConnectionAnswer> {
     const messageId = randomUUID();
     const frame: FrameData = {
       SeqID: 1,
@@ -139,7 +151,7 @@ export class LongConnection {
 
   private accept(ws: WebSocket): void {
     this.clients.add(ws);
-    for (const push of this.onAccept.splice(0)) push();
+    for (const push of this.onAccept.splice(0)) push(ws);
     ws.on('close', () => this.clients.delete(ws));
     ws.on('message', (data: Buffer) => {
       const frame = Frame.toObject(Frame.decode(data), { longs: Number, bytes: Buffer }) as FrameData;
