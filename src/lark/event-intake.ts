@@ -199,7 +199,7 @@ export function larkIntakeRoutes(o: IntakeOptions, dispatcher: lark.EventDispatc
 export function startLongConnection(appId: string, appSecret: string, domain: string, dispatcher: lark.EventDispatcher, logger: Logger): { close(): void } {
   // Its connection errors go to our log, summarised like the API client's, not to stdout as bare text.
   const ws = new lark.WSClient({ appId, appSecret, domain, loggerLevel: lark.LoggerLevel.warn, logger: sdkLogger(logger) });
-  if (!holdFramesUntilListening(ws)) logger.warn('lark long connection: the SDK WSClient no longer has the members ws-hold-frames wraps; a frame pushed right at connect may be dropped');
+  if (!holdFramesUntilListening(ws)) logger.warn('lark long connection: the SDK WSClient no longer has the member ws-hold-frames wraps (wsConfig.setWSInstance); a frame pushed right at connect may be dropped');
   void ws.start({ eventDispatcher: dispatcher });
   return { close: () => ws.close() };
 }
