@@ -14,8 +14,9 @@ export const requestContext = new AsyncLocalStorage<RequestContext>();
 
 /**
  * Names the caller in the current request's context, once its guard has passed. A plain field,
- * not a getter over Koa's ctx: background work started by the request (a queued job, an
- * approval run) keeps this context until it ends, and must not keep the whole request with it.
+ * not a getter over Koa's ctx: every promise the request makes keeps this context for as long as
+ * it lives (background work is detached from it, src/detached.ts, but a stray one must still not
+ * keep the whole request).
  */
 export function setRequestClient(client: string): void {
   const store = requestContext.getStore();

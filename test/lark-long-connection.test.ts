@@ -24,38 +24,47 @@ afterEach(async () => {
   vi.restoreAllMocks();
 });
 
-describe('startLongConnection', () => {
-  it('opens the SDK long connection with the app’s credentials, feeds the dispatcher, and closes', async () => {
-    // The SDK's info/debug chatter stays off the output (warn and above would be real problems).
-    const chatter = (['info', 'debug'] as const).map((m) => vi.spyOn(console, m).mockImplementation(() => undefined));
-    const lark: LarkEmulator = await startLarkEmulator({ apps: { [APP_ID]: APP_SECRET } });
-    cleanups.push(() => lark.close());
-    const lc = new LongConnection(lark, { [APP_ID]: APP_SECRET });
-    cleanups.push(() => lc.close());
-    const dir = await tempDir('lark-ws-');
-    cleanups.push(() => removeDir(dir));
-    const clock: Clock = { now: () => Date.now(), sleep: async () => undefined };
-    const store = await openJsonFileStore({ dir, clock });
-    cleanups.push(() => store.close());
-    const tasks: ApprovalTaskEvent[] = [];
-    const presses: CardAction[] = [];
-    const dispatcher = createEventDispatcher({
-      seenEvents: store.keys<SeenMark>('lark-events'),
-      clock,
-      logger: silentLogger(),
-      handlers: {
-        async approvalTask(ev) {
-          tasks.push(ev);
-        },
-        async cardAction(action) {
-          presses.push(action);
-          return { ok: true, message: 'Retrying execute…' };
-        },
+/** The emulator with its long-connection endpoint, a store, and a dispatcher that records what it handled. */
+async function startWorld() {
+  const lark: LarkEmulator = await startLarkEmulator({ apps: { [APP_ID]: APP_SECRET } });
+  cleanups.push(() => lark.close());
+  const lc = new LongConnection(lark, { [APP_ID]: APP_SECRET });
+  cleanups.push(() => lc.close());
+  const dir = await tempDir('lark-ws-');
+  cleanups.push(() => removeDir(dir));
+  const clock: Clock = { now: () => Date.now(), sleep: async () => undefined };
+  const store = await openJsonFileStore({ dir, clock });
+  cleanups.push(() => store.close());
+  const tasks: ApprovalTaskEvent[] = [];
+  const presses: CardAction[] = [];
+  const dispatcher = createEventDispatcher({
+    seenEvents: store.keys<SeenMark>('lark-events'),
+    clock,
+    logger: silentLogger(),
+    handlers: {
+      async approvalTask(ev) {
+        tasks.push(ev);
       },
-    });
-
+      async cardAction(action) {
+        presses.push(action);
+        return { ok: true, message: 'Retrying execute…' };
+      },
+    },
+  });
+  const connect = () => {
     const connection = startLongConnection(APP_ID, APP_SECRET, lark.url, dispatcher, silentLogger());
     cleanups.push(() => connection.close());
+    return connection;
+  };
+  return { lc, tasks, presses, connect };
+}
+
+describe('startLongConnection', () => {
+  it('opens the SDK long connection with the app’s credentials, feeds the dispatcher, and closes', async () => {
+    // Nothing of the SDK's reaches the console: its messages go through our logger (sdkLogger).
+    const chatter = (['log', 'info', 'debug', 'warn', 'error'] as const).map((m) => vi.spyOn(console, m).mockImplementation(() => undefined));
+    const { lc, tasks, presses, connect } = await startWorld();
+    const connection = connect();
     await waitFor(() => lc.clients.size === 1, 10_000);
     expect(lc.endpointCalls).toEqual([{ AppID: APP_ID }]);
 
@@ -75,34 +84,10 @@ describe('startLongConnection', () => {
   it('handles and answers an event Lark pushes the moment the connection opens', async () => {
     // The SDK attaches its message listener a few microtasks after 'open'; without
     // ws-hold-frames this frame is dropped unanswered and the push times out.
-    const lark = await startLarkEmulator({ apps: { [APP_ID]: APP_SECRET } });
-    cleanups.push(() => lark.close());
-    const lc = new LongConnection(lark, { [APP_ID]: APP_SECRET });
-    cleanups.push(() => lc.close());
-    const dir = await tempDir('lark-ws-early-');
-    cleanups.push(() => removeDir(dir));
-    const clock: Clock = { now: () => Date.now(), sleep: async () => undefined };
-    const store = await openJsonFileStore({ dir, clock });
-    cleanups.push(() => store.close());
-    const tasks: ApprovalTaskEvent[] = [];
-    const dispatcher = createEventDispatcher({
-      seenEvents: store.keys<SeenMark>('lark-events'),
-      clock,
-      logger: silentLogger(),
-      handlers: {
-        async approvalTask(ev) {
-          tasks.push(ev);
-        },
-        async cardAction() {
-          return { ok: true, message: 'unused' };
-        },
-      },
-    });
+    const { lc, tasks, connect } = await startWorld();
     const event = approvalTaskEvent({ token: 't', appId: APP_ID, approvalCode: 'AC', instanceCode: 'WS-EARLY', taskId: 'early', userId: 'assistant' });
     const answer = lc.pushOnAccept(event);
-
-    const connection = startLongConnection(APP_ID, APP_SECRET, lark.url, dispatcher, silentLogger());
-    cleanups.push(() => connection.close());
+    connect();
     expect(await answer).toMatchObject({ code: 200 });
     expect(tasks.map((t) => t.instanceCode)).toEqual(['WS-EARLY']);
   });

@@ -3,7 +3,7 @@ import { runInNewContext } from 'node:vm';
 import { describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../src/clock.js';
 import type { RunWakeup } from '../src/flows/run-wakeups.js';
-import { runTurnsOn } from './helpers/run-turns.js';
+import { firstTurnHeld, runTurnsOn } from './helpers/run-turns.js';
 import { tempStores } from './helpers/temp-store.js';
 import { waitFor } from './helpers/test-app.js';
 
@@ -25,18 +25,7 @@ describe('RunTurns: asking for turns', () => {
     // Before, each waiting run was an async turn suspended on the slot, with its promise chain
     // and contexts: about 1.6 KB a run here (260 bytes now), more when scheduled from a request,
     // all of it promoted and copied by the scavenges during an intake burst.
-    const store = await openStore(systemClock);
-    const advanced: string[] = [];
-    let release!: () => void;
-    const blocked = new Promise<void>((r) => (release = r));
-    const turns = runTurnsOn(
-      store,
-      async (runId) => {
-        advanced.push(runId);
-        if (runId === 'run-0') await blocked;
-      },
-      1,
-    );
+    const { turns, advanced, release } = firstTurnHeld(await openStore(systemClock), 1);
     turns.schedule('run-0');
     await waitFor(() => advanced.length === 1);
 
@@ -71,18 +60,7 @@ describe('RunTurns: asking for turns', () => {
   });
 
   it('gives a run asked again while its turn runs one more turn after it, and lets other runs take the free slots meanwhile', async () => {
-    const store = await openStore(systemClock);
-    const advanced: string[] = [];
-    let release!: () => void;
-    const blocked = new Promise<void>((r) => (release = r));
-    const turns = runTurnsOn(
-      store,
-      async (runId) => {
-        advanced.push(runId);
-        if (advanced.length === 1) await blocked;
-      },
-      2,
-    );
+    const { turns, advanced, release } = firstTurnHeld(await openStore(systemClock), 2);
     turns.schedule('run-a');
     await waitFor(() => advanced.length === 1);
     turns.schedule('run-a', { news: true });

@@ -29,3 +29,19 @@ export function runTurnsOn(store: Store, advance: (runId: string) => Promise<unk
     } as unknown as RunStory,
   );
 }
+
+/** RunTurns (as runTurnsOn) whose first turn holds its slot until release(); `advanced` lists the turns started. */
+export function firstTurnHeld(store: Store, max: number): { turns: RunTurns; advanced: string[]; release: () => void } {
+  const advanced: string[] = [];
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const turns = runTurnsOn(
+    store,
+    async (runId) => {
+      advanced.push(runId);
+      if (advanced.length === 1) await held;
+    },
+    max,
+  );
+  return { turns, advanced, release };
+}
